@@ -1,0 +1,73 @@
+"""Attention masks as dense boolean tensors (``True`` = the query may attend to the key).
+
+Alignment: when ``q_len != kv_len`` the queries are the *last* ``q_len`` positions of the key
+sequence (bottom-right alignment, as in flash-attn >= 2.1 and a KV-cache decode step). Query row
+``i`` therefore sits at absolute position ``i + kv_len - q_len``.
+
+Sliding window ``window=w``: the query at position ``p`` sees keys ``j`` with ``p - w < j <= p``:
+itself and the ``w - 1`` keys before it. This equals flash-attn's ``window_size=(w - 1, 0)`` and
+Hugging Face's ``sliding_window=w`` for Mistral-style models.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from longctx_lab._validate import check_bool, check_int, check_optional_int
+
+
+def _positions(q_len: int, kv_len: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    q_pos = torch.arange(q_len, device=device) + (kv_len - q_len)
+    k_pos = torch.arange(kv_len, device=device)
+    return q_pos[:, None], k_pos[None, :]
+
+
+def causal_mask(q_len: int, kv_len: int | None = None, *, device=None) -> torch.Tensor:
+    """Boolean ``(q_len, kv_len)`` mask: query at position ``p`` sees keys ``j <= p``."""
+    q_len = check_int("q_len", q_len, minimum=1)
+    kv_len = q_len if kv_len is None else check_int("kv_len", kv_len, minimum=1)
+    q_pos, k_pos = _positions(q_len, kv_len, device)
+    return k_pos <= q_pos
+
+
+def sliding_window_mask(
+    q_len: int,
+    window: int,
+    kv_len: int | None = None,
+    *,
+    causal: bool = True,
+    device=None,
+) -> torch.Tensor:
+    """Boolean ``(q_len, kv_len)`` sliding-window mask.
+
+    Causal (default): query at position ``p`` sees keys ``p - window < j <= p`` (``window`` keys,
+    itself included). Bidirectional (``causal=False``): keys with ``|p - j| < window``.
+    """
+    q_len = check_int("q_len", q_len, minimum=1)
+    window = check_int("window", window, minimum=1)
+    kv_len = q_len if kv_len is None else check_int("kv_len", kv_len, minimum=1)
+    check_bool("causal", causal)
+    q_pos, k_pos = _positions(q_len, kv_len, device)
+    near = (q_pos - k_pos).abs() < window
+    return near & (k_pos <= q_pos) if causal else near
+
+
+def build_mask(
+    q_len: int,
+    kv_len: int,
+    *,
+    causal: bool = False,
+    window: int | None = None,
+    device=None,
+) -> torch.Tensor | None:
+    """The mask for the ``causal``/``window`` arguments every attention function takes.
+
+    Returns ``None`` when nothing is masked. A window without ``causal`` is bidirectional.
+    """
+    check_bool("causal", causal)
+    window = check_optional_int("window", window, minimum=1)
+    if window is not None:
+        return sliding_window_mask(q_len, window, kv_len, causal=causal, device=device)
+    if causal:
+        return causal_mask(q_len, kv_len, device=device)
+    return None

@@ -1,0 +1,82 @@
+"""Run every check `make test` promises, stage by stage, and print a timing summary.
+
+Each stage is a command; stages run in order and all run even if one fails, so one red stage
+does not hide the others. Exit status is non-zero if any stage failed. Tests are chosen by
+pytest marker, so adding a test file never requires editing this list.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PYTEST = [str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+SPECIAL = "triton or aot or distributed or notebooks or grading or slow or browser"
+
+STAGES: list[tuple[str, list[str]]] = [
+    ("lint", [str(BIN / "ruff"), "check", "."]),
+    ("unit", PYTEST + ["-n", "2", "-m", f"not ({SPECIAL})", "tests"]),
+    ("triton", PYTEST + ["-n", "2", "-m", "triton", "tests"]),
+    ("aot", PYTEST + ["-n", "2", "-m", "aot", "tests"]),
+    ("distributed", PYTEST + ["-m", "distributed", "tests"]),
+    ("slow", PYTEST + ["-n", "2", "-m", f"slow and not ({SPECIAL.replace(' or slow', '')})", "tests"]),
+    ("notebooks", PYTEST + ["-n", "2", "-m", "notebooks", "tests"]),
+    ("grading", PYTEST + ["-n", "2", "-m", "grading", "tests"]),
+    ("browser", PYTEST + ["-m", "browser", "tests"]),
+]
+
+COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|deselected)")
+
+
+def run_stage(name: str, cmd: list[str]) -> tuple[int, float, dict[str, int]]:
+    print(f"\n=== stage {name}: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))}", flush=True)
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    elapsed = time.monotonic() - start
+    out = proc.stdout + proc.stderr
+    sys.stdout.write(out[-6000:] if proc.returncode else "\n".join(out.strip().splitlines()[-3:]) + "\n")
+    counts: dict[str, int] = {}
+    tail = "\n".join(out.strip().splitlines()[-3:])
+    for num, kind in COUNT.findall(tail):
+        kind = "errors" if kind.startswith("error") else kind
+        counts[kind] = counts.get(kind, 0) + int(num)
+    rc = proc.returncode
+    if cmd[:3] == PYTEST[:3] and rc == 5:  # pytest: no test selected by this marker yet
+        rc = 0
+    return rc, elapsed, counts
+
+
+def main() -> int:
+    only = set(sys.argv[1:])
+    results = []
+    total_start = time.monotonic()
+    for name, cmd in STAGES:
+        if only and name not in only:
+            continue
+        results.append((name, *run_stage(name, cmd)))
+    total = time.monotonic() - total_start
+    print("\n=== timing summary")
+    print(f"{'stage':<12} {'status':<6} {'seconds':>8}  tests")
+    totals: dict[str, int] = {}
+    for name, rc, elapsed, counts in results:
+        for k, v in counts.items():
+            totals[k] = totals.get(k, 0) + v
+        desc = ", ".join(f"{v} {k}" for k, v in counts.items()) or "-"
+        print(f"{name:<12} {'ok' if rc == 0 else 'FAIL':<6} {elapsed:8.1f}  {desc}")
+    print(f"{'total':<12} {'':<6} {total:8.1f}")
+    failed_stages = [name for name, rc, *_ in results if rc != 0]
+    if failed_stages:
+        print(f"failed stages: {', '.join(failed_stages)}")
+    print(f"{totals.get('passed', 0)} passed, {totals.get('failed', 0) + totals.get('errors', 0)} failed, "
+          f"{totals.get('skipped', 0)} skipped")
+    return 1 if failed_stages else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
