@@ -1,0 +1,198 @@
+"""Chapter quizzes: a small data model, an interactive front end and a plain-text fallback.
+
+The package owns the questions and the answer keys (numeric keys are computed by package
+functions in ``longctx_lab.quizzes.chNN_*``). Display goes through `jupyterquiz
+<https://pypi.org/project/jupyterquiz/>`_, whose JavaScript runs in JupyterLab, Colab and a
+static HTML build alike; outside a notebook front end (a terminal, nbval, CI) the quiz prints as
+text and answers can be checked with :func:`check_answer`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+from longctx_lab._validate import check_number
+
+
+@dataclass(frozen=True)
+class Option:
+    """One answer of a choice question; ``explanation`` is shown as feedback when it is picked."""
+
+    text: str
+    correct: bool = False
+    explanation: str = ""
+
+
+@dataclass(frozen=True)
+class ChoiceQuestion:
+    """Single choice (exactly one correct option) or, with ``multiple=True``, many choice."""
+
+    prompt: str
+    options: tuple[Option, ...]
+    multiple: bool = False
+
+    def __post_init__(self):
+        if not self.prompt:
+            raise ValueError("prompt must be a non-empty string")
+        if len(self.options) < 2:
+            raise ValueError(f"options must hold at least 2 options, got {len(self.options)}")
+        n_correct = sum(o.correct for o in self.options)
+        if self.multiple and n_correct < 1:
+            raise ValueError(f"a multiple-choice question needs >= 1 correct option, got {n_correct}")
+        if not self.multiple and n_correct != 1:
+            raise ValueError(f"a single-choice question needs exactly 1 correct option, got {n_correct}")
+
+    @property
+    def correct_indices(self) -> frozenset[int]:
+        return frozenset(i for i, o in enumerate(self.options) if o.correct)
+
+
+@dataclass(frozen=True)
+class NumericQuestion:
+    """A question whose answer is a number, accepted within ``rel_tol`` (relative) of ``answer``.
+
+    ``answer`` should come from a package computation; ``computed_by`` names it for instructors.
+    """
+
+    prompt: str
+    answer: float
+    rel_tol: float = 0.02
+    unit: str = ""
+    explanation: str = ""
+    computed_by: str = ""
+
+    def __post_init__(self):
+        check_number("answer", self.answer)
+        check_number("rel_tol", self.rel_tol, exclusive_minimum=0, maximum=1)
+
+    def accepts(self, value: float) -> bool:
+        return math.isclose(float(value), self.answer, rel_tol=self.rel_tol, abs_tol=1e-12)
+
+    @property
+    def accepted_range(self) -> tuple[float, float]:
+        lo, hi = self.answer * (1 - self.rel_tol), self.answer * (1 + self.rel_tol)
+        return (min(lo, hi), max(lo, hi))
+
+
+Question = ChoiceQuestion | NumericQuestion
+
+
+@dataclass(frozen=True)
+class Quiz:
+    chapter: str
+    title: str
+    questions: tuple[Question, ...] = field(default_factory=tuple)
+
+    def __post_init__(self):
+        if not self.questions:
+            raise ValueError("questions must not be empty")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    correct: bool
+    message: str
+
+    def __str__(self) -> str:
+        return ("Correct. " if self.correct else "Not quite. ") + self.message
+
+
+def check_answer(question: Question, answer) -> Feedback:
+    """Check a learner's answer: an option index (or a set of indices for many choice), or a number."""
+    if isinstance(question, NumericQuestion):
+        if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+            raise TypeError(f"answer must be a number for a numeric question, got {type(answer).__name__}")
+        if not math.isfinite(answer):
+            return Feedback(False, f"{answer} is not a finite number.")
+        if question.accepts(answer):
+            return Feedback(True, question.explanation)
+        direction = "too high" if answer > question.answer else "too low"
+        return Feedback(False, f"{answer:g} is {direction}; recompute it with the chapter's formula.")
+    if not isinstance(question, ChoiceQuestion):
+        raise TypeError(f"question must be a ChoiceQuestion or NumericQuestion, got {type(question).__name__}")
+    picked = frozenset([answer]) if isinstance(answer, int) and not isinstance(answer, bool) else frozenset(answer)
+    for i in picked:
+        if not isinstance(i, int) or not 0 <= i < len(question.options):
+            raise ValueError(f"answer must be option indices in 0..{len(question.options) - 1}, got {answer!r}")
+    if not question.multiple and len(picked) != 1:
+        raise ValueError(f"answer must be one option index for a single-choice question, got {answer!r}")
+    correct = picked == question.correct_indices
+    notes = " ".join(question.options[i].explanation for i in sorted(picked) if question.options[i].explanation)
+    return Feedback(correct, notes)
+
+
+def to_jupyterquiz(quiz: Quiz) -> list[dict]:
+    """The quiz in jupyterquiz's JSON format (multiple_choice / many_choice / numeric)."""
+    items = []
+    for q in quiz.questions:
+        if isinstance(q, ChoiceQuestion):
+            items.append({
+                "question": q.prompt,
+                "type": "many_choice" if q.multiple else "multiple_choice",
+                "answers": [
+                    {"answer": o.text, "correct": o.correct,
+                     "feedback": o.explanation or ("Correct." if o.correct else "Not this one.")}
+                    for o in q.options
+                ],
+            })
+        else:
+            lo, hi = q.accepted_range
+            unit = f" (in {q.unit})" if q.unit else ""
+            items.append({
+                "question": q.prompt + unit,
+                "type": "numeric",
+                "answers": [
+                    {"type": "range", "range": [lo, hi], "correct": True,
+                     "feedback": q.explanation or "Correct."},
+                    {"type": "default", "feedback": "Not quite: recompute it with the chapter's formula."},
+                ],
+            })
+    return items
+
+
+def as_text(quiz: Quiz) -> str:
+    """A plain-text rendering (no answers shown)."""
+    lines = [f"Quiz: {quiz.title}", ""]
+    for n, q in enumerate(quiz.questions, 1):
+        lines.append(f"{n}. {q.prompt}")
+        if isinstance(q, ChoiceQuestion):
+            kind = "pick all that apply" if q.multiple else "pick one"
+            lines.append(f"   ({kind}; check with check_answer(QUIZ.questions[{n - 1}], index))")
+            lines.extend(f"   [{i}] {o.text}" for i, o in enumerate(q.options))
+        else:
+            unit = f" in {q.unit}" if q.unit else ""
+            lines.append(f"   (a number{unit}; check with check_answer(QUIZ.questions[{n - 1}], value))")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _has_frontend() -> bool:
+    if os.environ.get("LONGCTX_QUIZ") == "text":
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+
+
+def show_quiz(quiz: Quiz, *, mode: str = "auto") -> None:
+    """Display ``quiz``: interactive (jupyterquiz) in a notebook front end, plain text elsewhere.
+
+    ``mode`` is ``"auto"``, ``"interactive"`` or ``"text"``. The text form is always printed too,
+    so a static render or a terminal shows the questions.
+    """
+    if mode not in ("auto", "interactive", "text"):
+        raise ValueError(f"mode must be 'auto', 'interactive' or 'text', got {mode!r}")
+    if not isinstance(quiz, Quiz):
+        raise TypeError(f"quiz must be a longctx_lab.quiz.Quiz, got {type(quiz).__name__}")
+    interactive = mode == "interactive" or (mode == "auto" and _has_frontend())
+    if interactive:
+        from jupyterquiz import display_quiz
+
+        display_quiz(to_jupyterquiz(quiz), shuffle_answers=False)
+    else:
+        print(as_text(quiz))
