@@ -1,0 +1,214 @@
+"""Published model configurations and GPU specifications, each number with its source.
+
+Model numbers come from the ``config.json`` files Meta and Mistral AI published with the weights
+(field names in brackets) and from the papers; GPU numbers from NVIDIA datasheets and the
+FlashAttention paper. :func:`n_params` recomputes each model's parameter count from its shape,
+and a test checks it against the published count, so a typo here fails CI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A decoder-only transformer's shape, as far as long-context costs need it.
+
+    ``head_dim * n_heads == hidden_size`` for every model here. ``sliding_window`` is ``None`` for
+    full attention, otherwise the window ``w`` (query at ``p`` sees keys ``p - w < j <= p``).
+    ``n_experts``/``experts_per_token`` describe a mixture-of-experts MLP (1/1 for a dense one).
+    """
+
+    name: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    hidden_size: int
+    intermediate_size: int
+    vocab_size: int
+    max_context: int
+    rope_theta: float
+    published_params: float
+    source: str
+    sliding_window: int | None = None
+    tied_embeddings: bool = False
+    n_experts: int = 1
+    experts_per_token: int = 1
+    rope_scaling: dict | None = field(default=None, compare=False)
+
+    @property
+    def group_size(self) -> int:
+        """Query heads per KV head (1 = MHA, n_heads = MQA)."""
+        return self.n_heads // self.n_kv_heads
+
+
+LLAMA3_8B = ModelConfig(
+    name="Llama 3 8B", n_layers=32, n_heads=32, n_kv_heads=8, head_dim=128, hidden_size=4096,
+    intermediate_size=14336, vocab_size=128256, max_context=8192, rope_theta=500000.0,
+    published_params=8.03e9,
+    source="meta-llama/Meta-Llama-3-8B config.json (num_hidden_layers, num_attention_heads, num_key_value_heads, "
+    "hidden_size, intermediate_size, vocab_size, max_position_embeddings, rope_theta); Llama 3 paper Table 3",
+)
+LLAMA3_70B = ModelConfig(
+    name="Llama 3 70B", n_layers=80, n_heads=64, n_kv_heads=8, head_dim=128, hidden_size=8192,
+    intermediate_size=28672, vocab_size=128256, max_context=8192, rope_theta=500000.0,
+    published_params=70.6e9,
+    source="meta-llama/Meta-Llama-3-70B config.json; Llama 3 paper Table 3",
+)
+_LLAMA31_SCALING = {
+    "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 8192,
+}
+LLAMA31_8B = ModelConfig(
+    name="Llama 3.1 8B", n_layers=32, n_heads=32, n_kv_heads=8, head_dim=128, hidden_size=4096,
+    intermediate_size=14336, vocab_size=128256, max_context=131072, rope_theta=500000.0,
+    published_params=8.03e9, rope_scaling=_LLAMA31_SCALING,
+    source="meta-llama/Llama-3.1-8B config.json (rope_scaling: llama3, factor 8, low 1, high 4, original 8192)",
+)
+LLAMA31_70B = ModelConfig(
+    name="Llama 3.1 70B", n_layers=80, n_heads=64, n_kv_heads=8, head_dim=128, hidden_size=8192,
+    intermediate_size=28672, vocab_size=128256, max_context=131072, rope_theta=500000.0,
+    published_params=70.6e9, rope_scaling=_LLAMA31_SCALING,
+    source="meta-llama/Llama-3.1-70B config.json",
+)
+LLAMA31_405B = ModelConfig(
+    name="Llama 3.1 405B", n_layers=126, n_heads=128, n_kv_heads=8, head_dim=128, hidden_size=16384,
+    intermediate_size=53248, vocab_size=128256, max_context=131072, rope_theta=500000.0,
+    published_params=405.9e9, rope_scaling=_LLAMA31_SCALING,
+    source="meta-llama/Llama-3.1-405B config.json; Llama 3 paper Table 3 (126 layers, 128 heads, 8 KV heads)",
+)
+MISTRAL_7B = ModelConfig(
+    name="Mistral 7B v0.1", n_layers=32, n_heads=32, n_kv_heads=8, head_dim=128, hidden_size=4096,
+    intermediate_size=14336, vocab_size=32000, max_context=32768, rope_theta=10000.0,
+    published_params=7.24e9, sliding_window=4096,
+    source="mistralai/Mistral-7B-v0.1 config.json (sliding_window 4096, num_key_value_heads 8, "
+    "max_position_embeddings 32768); Jiang et al. 2023 Table 1",
+)
+MIXTRAL_8X7B = ModelConfig(
+    name="Mixtral 8x7B v0.1", n_layers=32, n_heads=32, n_kv_heads=8, head_dim=128, hidden_size=4096,
+    intermediate_size=14336, vocab_size=32000, max_context=32768, rope_theta=1e6,
+    published_params=46.7e9, n_experts=8, experts_per_token=2,
+    source="mistralai/Mixtral-8x7B-v0.1 config.json (sliding_window null: full attention over 32K, "
+    "rope_theta 1e6, 8 experts, top-2); Jiang et al. 2024 (46.7B total, 12.9B active parameters)",
+)
+
+MODELS: dict[str, ModelConfig] = {
+    "llama3-8b": LLAMA3_8B,
+    "llama3-70b": LLAMA3_70B,
+    "llama3.1-8b": LLAMA31_8B,
+    "llama3.1-70b": LLAMA31_70B,
+    "llama3.1-405b": LLAMA31_405B,
+    "mistral-7b": MISTRAL_7B,
+    "mixtral-8x7b": MIXTRAL_8X7B,
+}
+
+
+def get_model(name: str) -> ModelConfig:
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string, got {type(name).__name__}")
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"name must be one of {sorted(MODELS)}, got {name!r}") from None
+
+
+def n_params(config: ModelConfig, *, active: bool = False) -> int:
+    """Parameter count from the shape: embeddings, attention, (MoE) SwiGLU MLP, RMSNorm weights.
+
+    With ``active=True`` only the experts a token is routed to count (MoE "active parameters").
+    """
+    if not isinstance(config, ModelConfig):
+        raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
+    h, kv = config.hidden_size, config.n_kv_heads * config.head_dim
+    attention = 2 * h * config.n_heads * config.head_dim + 2 * h * kv
+    experts = config.experts_per_token if active else config.n_experts
+    mlp = experts * 3 * h * config.intermediate_size
+    router = h * config.n_experts if config.n_experts > 1 else 0
+    per_layer = attention + mlp + router + 2 * h
+    embeddings = config.vocab_size * h * (1 if config.tied_embeddings else 2)
+    return config.n_layers * per_layer + embeddings + h
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    """One level of a GPU's memory hierarchy. ``bandwidth`` in bytes/s (``None`` = not published)."""
+
+    name: str
+    capacity_bytes: float
+    bandwidth: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class GPUSpec:
+    """Datasheet numbers: dense (no sparsity) tensor-core peak for 16-bit inputs, HBM bandwidth."""
+
+    name: str
+    peak_flops_16bit: float
+    hbm_bandwidth: float
+    hbm_bytes: float
+    n_sms: int
+    smem_per_sm_bytes: int
+    l2_bytes: float
+    boost_clock_hz: float
+    source: str
+
+    @property
+    def smem_bandwidth(self) -> float:
+        """Aggregate shared-memory (SRAM) bandwidth: 128 bytes per clock per SM (32 banks x 4 B)."""
+        return 128 * self.n_sms * self.boost_clock_hz
+
+    @property
+    def ridge_intensity(self) -> float:
+        """FLOPs per HBM byte at which a kernel stops being memory-bound (roofline ridge point)."""
+        return self.peak_flops_16bit / self.hbm_bandwidth
+
+
+A100_80GB_SXM = GPUSpec(
+    name="A100 80GB SXM", peak_flops_16bit=312e12, hbm_bandwidth=2039e9, hbm_bytes=80e9, n_sms=108,
+    smem_per_sm_bytes=192 * 1024, l2_bytes=40 * 2**20, boost_clock_hz=1.41e9,
+    source="NVIDIA A100 datasheet (312 TFLOPS BF16/FP16 dense, 2,039 GB/s HBM2e); A100 whitepaper (108 SMs, "
+    "192 KB L1/shared per SM, 40 MB L2, 1410 MHz boost)",
+)
+A100_80GB_PCIE = GPUSpec(
+    name="A100 80GB PCIe", peak_flops_16bit=312e12, hbm_bandwidth=1935e9, hbm_bytes=80e9, n_sms=108,
+    smem_per_sm_bytes=192 * 1024, l2_bytes=40 * 2**20, boost_clock_hz=1.41e9,
+    source="NVIDIA A100 datasheet (PCIe 80GB: 1,935 GB/s HBM2e)",
+)
+H100_SXM = GPUSpec(
+    name="H100 SXM", peak_flops_16bit=989.4e12, hbm_bandwidth=3.35e12, hbm_bytes=80e9, n_sms=132,
+    smem_per_sm_bytes=228 * 1024, l2_bytes=50 * 2**20, boost_clock_hz=1.98e9,
+    source="NVIDIA H100 datasheet (989 TFLOPS BF16 dense, 3.35 TB/s HBM3); Hopper whitepaper (132 SMs, "
+    "228 KB shared per SM, 50 MB L2, 1980 MHz boost)",
+)
+T4 = GPUSpec(
+    name="T4", peak_flops_16bit=65e12, hbm_bandwidth=320e9, hbm_bytes=16e9, n_sms=40,
+    smem_per_sm_bytes=64 * 1024, l2_bytes=4 * 2**20, boost_clock_hz=1.59e9,
+    source="NVIDIA T4 datasheet (65 TFLOPS FP16 mixed precision, 320 GB/s GDDR6, 16 GB); Turing whitepaper",
+)
+
+GPUS: dict[str, GPUSpec] = {"a100-sxm": A100_80GB_SXM, "a100-pcie": A100_80GB_PCIE, "h100-sxm": H100_SXM, "t4": T4}
+
+
+def memory_hierarchy(gpu: GPUSpec = A100_80GB_SXM) -> list[MemoryLevel]:
+    """The levels a byte passes through, fastest first, for ``gpu``.
+
+    SRAM bandwidth is derived from the SM count and clock (:attr:`GPUSpec.smem_bandwidth`), which
+    for the A100 gives the ~19 TB/s the FlashAttention paper quotes. Register-file bandwidth is not
+    published as one number; registers feed the tensor cores directly and are faster still.
+    """
+    if not isinstance(gpu, GPUSpec):
+        raise TypeError(f"gpu must be a GPUSpec, got {type(gpu).__name__}")
+    return [
+        MemoryLevel("registers", 256 * 1024 * gpu.n_sms, None, "256 KB register file per SM (whitepaper)"),
+        MemoryLevel("SRAM (shared memory / L1)", gpu.smem_per_sm_bytes * gpu.n_sms, gpu.smem_bandwidth,
+                    "128 B/clock/SM x SMs x boost clock"),
+        MemoryLevel("HBM", gpu.hbm_bytes, gpu.hbm_bandwidth, gpu.source),
+        MemoryLevel("NVLink to another GPU", float("nan"), 600e9 if "A100" in gpu.name else 900e9,
+                    "NVLink 3 (A100): 600 GB/s; NVLink 4 (H100): 900 GB/s, total both directions"),
+        MemoryLevel("host RAM over PCIe", 512e9, 32e9 if "H100" not in gpu.name else 64e9,
+                    "PCIe 4.0 x16: 32 GB/s per direction (A100); PCIe 5.0 x16: 64 GB/s (H100)"),
+    ]
+

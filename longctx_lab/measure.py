@@ -1,0 +1,159 @@
+"""Measure, on this machine, how the time and peak memory of attention grow with sequence length.
+
+Peak memory is read from the operating system, not computed: each measurement runs in a fresh
+Python process (``python -m longctx_lab.measure``) that records its resident-set high-water mark
+(``ru_maxrss``) before and after each call. Sizes run in increasing order, so each new high-water
+mark belongs to the current size; the baseline (torch imported, inputs allocated) is subtracted.
+Time is the fastest of ``repeats`` wall-clock runs after one warm-up (the least disturbed by other work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from longctx_lab._validate import check_int
+
+IMPLEMENTATIONS = ("naive", "sdpa", "tiled")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    impl: str
+    seq_len: int
+    seconds: float
+    peak_bytes: int
+
+
+def _attention_fn(impl: str):
+    import torch.nn.functional as F
+
+    if impl == "naive":
+        from longctx_lab.attention.reference import naive_attention
+
+        return lambda q, k, v, causal: naive_attention(q, k, v, causal=causal)
+    if impl == "sdpa":
+        return lambda q, k, v, causal: F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    if impl == "tiled":
+        from longctx_lab.attention.tiled import tiled_attention
+
+        return lambda q, k, v, causal: tiled_attention(q, k, v, causal=causal)
+    raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
+
+
+def _maxrss_bytes() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB
+
+
+def _measure_in_process(impl, seq_lens, head_dim, n_heads, causal, repeats, dtype_name) -> list[Measurement]:
+    import torch
+
+    torch.manual_seed(0)
+    dtype = getattr(torch, dtype_name)
+    fn = _attention_fn(impl)
+    warm = torch.randn(1, n_heads, 8, head_dim, dtype=dtype)
+    fn(warm, warm, warm, causal)
+    results = []
+    for n in seq_lens:
+        q, k, v = (torch.randn(1, n_heads, n, head_dim, dtype=dtype) for _ in range(3))
+        base = _maxrss_bytes()
+        with torch.no_grad():
+            fn(q, k, v, causal)  # warm-up, and the memory high-water mark for this size
+            peak = _maxrss_bytes() - base
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn(q, k, v, causal)
+                times.append(time.perf_counter() - start)
+        results.append(Measurement(impl, n, min(times), max(peak, 0)))
+        del q, k, v
+    return results
+
+
+def measure_attention(
+    seq_lens,
+    *,
+    impl: str = "naive",
+    head_dim: int = 64,
+    n_heads: int = 1,
+    causal: bool = False,
+    repeats: int = 3,
+    dtype: str = "float32",
+    timeout: float = 300,
+) -> list[Measurement]:
+    """Time and peak extra memory of one attention call per sequence length, measured in a fresh process.
+
+    ``seq_lens`` must be strictly increasing (the high-water-mark method needs it).
+    """
+    seq_lens = [check_int("seq_lens[i]", n, minimum=1) for n in seq_lens]
+    if not seq_lens or any(b <= a for a, b in zip(seq_lens, seq_lens[1:], strict=False)):
+        raise ValueError(f"seq_lens must be a non-empty strictly increasing sequence, got {seq_lens}")
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
+    check_int("head_dim", head_dim, minimum=1)
+    check_int("n_heads", n_heads, minimum=1)
+    check_int("repeats", repeats, minimum=1)
+    if dtype not in ("float32", "float64", "bfloat16", "float16"):
+        raise ValueError(f"dtype must be float32, float64, bfloat16 or float16, got {dtype!r}")
+    cmd = [sys.executable, "-m", "longctx_lab.measure", "--impl", impl, "--head-dim", str(head_dim),
+           "--heads", str(n_heads), "--repeats", str(repeats), "--dtype", dtype,
+           *(["--causal"] if causal else []), *map(str, seq_lens)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"measurement process failed:\n{proc.stderr[-2000:]}")
+    return [Measurement(**row) for row in json.loads(proc.stdout.strip().splitlines()[-1])]
+
+
+def fit_power_law(x, y) -> tuple[float, float, float]:
+    """Least-squares fit of ``y = c * x**p`` on log-log axes. Returns ``(p, c, r_squared)``."""
+    xs, ys = list(map(float, x)), list(map(float, y))
+    if len(xs) != len(ys) or len(xs) < 2:
+        raise ValueError(f"x and y must have the same length >= 2, got {len(xs)} and {len(ys)}")
+    if min(xs) <= 0 or min(ys) <= 0:
+        raise ValueError("x and y must be positive for a log-log fit")
+    lx, ly = [math.log(v) for v in xs], [math.log(v) for v in ys]
+    mx, my = statistics.fmean(lx), statistics.fmean(ly)
+    sxx = sum((a - mx) ** 2 for a in lx)
+    if sxx == 0:
+        raise ValueError("x must hold at least two distinct values")
+    p = sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sxx
+    c = math.exp(my - p * mx)
+    ss_res = sum((b - (math.log(c) + p * a)) ** 2 for a, b in zip(lx, ly, strict=True))
+    ss_tot = sum((b - my) ** 2 for b in ly)
+    return p, c, 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
+
+
+def machine_description() -> dict:
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+            "processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "device": "cuda" if torch.cuda.is_available() else "cpu"}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("seq_lens", type=int, nargs="+")
+    parser.add_argument("--impl", default="naive", choices=IMPLEMENTATIONS)
+    parser.add_argument("--head-dim", type=int, default=64)
+    parser.add_argument("--heads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--causal", action="store_true")
+    args = parser.parse_args(argv)
+    rows = _measure_in_process(args.impl, args.seq_lens, args.head_dim, args.heads, args.causal,
+                               args.repeats, args.dtype)
+    print(json.dumps([asdict(r) for r in rows]))
+
+
+if __name__ == "__main__":
+    main()
