@@ -1,0 +1,22 @@
+"""nbgrader configuration: solutions/ is the source directory, exercises/ the release directory.
+
+Assignment names are the chapter folders (``ch01_quadratic_wall``...). See INSTRUCTORS.md.
+"""
+
+c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
+
+c.CourseDirectory.root = "."
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+c.CourseDirectory.course_id = "longctx-lab"
+
+# Exercises start from a clean slate: no outputs stored, hidden tests stripped, solutions replaced.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+c.ClearOutput.enabled = True
+c.ClearHiddenTests.enabled = True
+c.ExecutePreprocessor.timeout = 300
+c.Execute.timeout = 300
