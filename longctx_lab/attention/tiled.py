@@ -1,0 +1,377 @@
+"""FlashAttention in plain PyTorch: tiled forward with online softmax, backward by recomputation.
+
+This is the CPU path of :func:`longctx_lab.kernels.dispatch.flash_attention` and the reference
+the Triton kernels are written against: the same loops, the same block skipping, the same
+outputs (``out`` and the log-sum-exp), the same conventions.
+
+Conventions (shared with the Triton kernels):
+
+- Shapes: ``q`` is ``(batch, heads, q_len, head_dim)``; ``k`` and ``v`` are
+  ``(batch, kv_heads, kv_len, head_dim)``. Grouped-query attention: ``heads = kv_heads * group``
+  and query head ``h`` reads KV head ``h // group`` (as ``repeat_interleave`` and SDPA's
+  ``enable_gqa``). K/V are never repeated: the ``group`` query heads that share a KV head are
+  stacked into one tile of ``group * block_q`` rows, and the K/V gradients of the group are summed
+  by the same matrix product.
+- ``q_len != kv_len``: bottom-right aligned, query row ``i`` sits at absolute position
+  ``p = i + kv_len - q_len`` (flash-attn >= 2.1, a KV-cache decode step).
+- ``causal``: keys ``j <= p``. ``window=w`` with ``causal``: keys ``p - w < j <= p`` (flash-attn
+  ``window_size=(w - 1, 0)``, Hugging Face ``sliding_window=w``). ``window`` without ``causal``:
+  bidirectional, keys with ``|p - j| < w`` (flash-attn ``window_size=(w - 1, w - 1)``).
+- ``scale`` defaults to ``1 / sqrt(head_dim)``.
+- LSE: ``log(sum_j exp(scale * q.k_j))`` over the visible keys, natural log, shape
+  ``(batch, heads, q_len)``, float32 (float64 when the inputs are float64, which only this torch
+  path accepts). It is all the backward pass needs to rebuild the probabilities.
+- A query row that sees no key (possible when ``q_len > kv_len`` with ``causal``, or with a
+  window) has no defined softmax: its output is zeros and its LSE is ``-inf`` (flash-attn does the
+  same); its gradients are zeros. No NaN.
+
+Block skipping: query block ``[qs, qe)`` visits only the key blocks that overlap the band of keys
+some row of the block may see (:func:`key_block_range`); a visited tile that is only partly inside
+the band is masked element by element. Skipped tiles cost nothing, which is where causal attention
+halves its work and a window makes it linear in the length.
+
+Precision: tiles are computed in float32 (float64 for float64 inputs), whatever the input dtype;
+the output is cast back to the input dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from longctx_lab._validate import check_bool, check_int, check_number, check_optional_int, check_qkv
+from longctx_lab.attention.online_softmax import empty_state, finalize, update_state
+
+__all__ = [
+    "TiledAttention",
+    "key_block_range",
+    "tile_map",
+    "tiled_attention",
+    "tiled_attention_backward",
+    "tiled_attention_forward",
+]
+
+TILE_SKIPPED, TILE_PARTIAL, TILE_FULL = 0, 1, 2
+
+
+def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _check_options(causal, window, scale, block_q, block_k, head_dim):
+    check_bool("causal", causal)
+    window = check_optional_int("window", window, minimum=1)
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else check_number("scale", scale, exclusive_minimum=0)
+    block_q = check_int("block_q", block_q, minimum=1)
+    block_k = check_int("block_k", block_k, minimum=1)
+    return causal, window, scale, block_q, block_k
+
+
+def key_block_range(
+    q_start: int,
+    q_end: int,
+    q_len: int,
+    kv_len: int,
+    *,
+    causal: bool = False,
+    window: int | None = None,
+    block_k: int = 64,
+) -> tuple[int, int]:
+    """Key blocks ``[first, last)`` (block indices) that query rows ``[q_start, q_end)`` must visit.
+
+    Rows sit at positions ``p = row + kv_len - q_len``. The band of keys the rows may see is
+    ``[lo, hi)`` with ``hi = p_max + 1`` under ``causal`` (``p_max + window`` for a bidirectional
+    window, else ``kv_len``) and ``lo = p_min - window + 1`` with a window (else 0), clipped to
+    ``[0, kv_len)``. Every key block that overlaps the band is visited; all others are skipped.
+    Returns ``(0, 0)`` when the band is empty (every row fully masked).
+    """
+    q_len = check_int("q_len", q_len, minimum=1)
+    kv_len = check_int("kv_len", kv_len, minimum=1)
+    q_start = check_int("q_start", q_start, minimum=0)
+    q_end = check_int("q_end", q_end, minimum=q_start + 1)
+    if q_end > q_len:
+        raise ValueError(f"q_end must be <= q_len ({q_len}), got {q_end}")
+    check_bool("causal", causal)
+    window = check_optional_int("window", window, minimum=1)
+    block_k = check_int("block_k", block_k, minimum=1)
+    offset = kv_len - q_len
+    p_min, p_max = q_start + offset, q_end - 1 + offset
+    lo, hi = 0, kv_len
+    if causal:
+        hi = min(hi, p_max + 1)
+    if window is not None:
+        lo = max(lo, p_min - window + 1)
+        if not causal:
+            hi = min(hi, p_max + window)
+    if hi <= lo:
+        return 0, 0
+    return lo // block_k, -(-hi // block_k)
+
+
+def _tile_keep(q_start, q_end, k_start, k_end, offset, causal, window, device):
+    """Boolean ``(q_end - q_start, k_end - k_start)`` mask of a tile, or ``None`` if nothing is masked."""
+    if not causal and window is None:
+        return None
+    q_pos = torch.arange(q_start + offset, q_end + offset, device=device)[:, None]
+    k_pos = torch.arange(k_start, k_end, device=device)[None, :]
+    keep = torch.ones(q_end - q_start, k_end - k_start, dtype=torch.bool, device=device)
+    if causal:
+        keep &= k_pos <= q_pos
+    if window is not None:
+        keep &= (q_pos - k_pos).abs() < window
+    return None if bool(keep.all()) else keep
+
+
+def tile_map(
+    q_len: int,
+    kv_len: int | None = None,
+    *,
+    causal: bool = False,
+    window: int | None = None,
+    block_q: int = 64,
+    block_k: int = 64,
+) -> torch.Tensor:
+    """Which tiles the tiled pass touches: an int tensor ``(n_query_blocks, n_key_blocks)``.
+
+    ``0`` = skipped (never loaded), ``1`` = loaded and masked element by element, ``2`` = loaded,
+    no mask needed. Same rule as :func:`tiled_attention_forward` (and the Triton kernels).
+    """
+    q_len = check_int("q_len", q_len, minimum=1)
+    kv_len = q_len if kv_len is None else check_int("kv_len", kv_len, minimum=1)
+    causal, window, _, block_q, block_k = _check_options(causal, window, None, block_q, block_k, 1)
+    n_qb, n_kb = -(-q_len // block_q), -(-kv_len // block_k)
+    tiles = torch.zeros(n_qb, n_kb, dtype=torch.int64)
+    offset = kv_len - q_len
+    for qb in range(n_qb):
+        qs, qe = qb * block_q, min((qb + 1) * block_q, q_len)
+        first, last = key_block_range(qs, qe, q_len, kv_len, causal=causal, window=window, block_k=block_k)
+        for kb in range(first, last):
+            ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
+            keep = _tile_keep(qs, qe, ks, ke, offset, causal, window, None)
+            tiles[qb, kb] = TILE_FULL if keep is None else TILE_PARTIAL
+    return tiles
+
+
+def _query_tile(x_grouped: torch.Tensor, qs: int, qe: int, dtype) -> torch.Tensor:
+    """Rows ``[qs, qe)`` of ``(B, Hkv, G, L, D)`` stacked into ``(B, Hkv, G * (qe - qs), D)``."""
+    b, hkv, g, _, d = x_grouped.shape
+    return x_grouped[:, :, :, qs:qe, :].reshape(b, hkv, g * (qe - qs), d).to(dtype)
+
+
+def _forward(q, k, v, causal, window, scale, block_q, block_k):
+    """Validated inputs -> ``(out, lse)`` with ``lse`` in the accumulation dtype."""
+    batch, heads, q_len, head_dim = q.shape
+    kv_heads, kv_len = k.shape[1], k.shape[2]
+    group = heads // kv_heads
+    acc = _acc_dtype(q.dtype)
+    offset = kv_len - q_len
+    qg = q.reshape(batch, kv_heads, group, q_len, head_dim)
+    out = torch.empty(batch, kv_heads, group, q_len, head_dim, dtype=q.dtype, device=q.device)
+    lse = torch.empty(batch, kv_heads, group, q_len, dtype=acc, device=q.device)
+    for qs in range(0, q_len, block_q):
+        qe = min(qs + block_q, q_len)
+        rows = qe - qs
+        q_tile = _query_tile(qg, qs, qe, acc)
+        state = empty_state((batch, kv_heads, group * rows), head_dim, dtype=acc, device=q.device)
+        first, last = key_block_range(qs, qe, q_len, kv_len, causal=causal, window=window, block_k=block_k)
+        for kb in range(first, last):
+            ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
+            k_tile = k[:, :, ks:ke, :].to(acc)
+            v_tile = v[:, :, ks:ke, :].to(acc)
+            scores = torch.matmul(q_tile, k_tile.transpose(-2, -1)) * scale
+            keep = _tile_keep(qs, qe, ks, ke, offset, causal, window, q.device)
+            if keep is not None:
+                scores = scores.masked_fill(~keep.repeat(group, 1), float("-inf"))
+            state = update_state(state, scores, v_tile)
+        o_tile, lse_tile = finalize(state)
+        out[:, :, :, qs:qe, :] = o_tile.reshape(batch, kv_heads, group, rows, head_dim).to(q.dtype)
+        lse[:, :, :, qs:qe] = lse_tile.reshape(batch, kv_heads, group, rows)
+    return out.reshape(batch, heads, q_len, head_dim), lse.reshape(batch, heads, q_len)
+
+
+def _public_lse(lse: torch.Tensor) -> torch.Tensor:
+    return lse if lse.dtype == torch.float64 else lse.to(torch.float32)
+
+
+def tiled_attention_forward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool = False,
+    window: int | None = None,
+    scale: float | None = None,
+    block_q: int = 64,
+    block_k: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """FlashAttention forward: ``(out, lse)`` without ever building the ``q_len x kv_len`` matrix.
+
+    For each block of ``block_q`` query rows it walks the visited key blocks of ``block_k`` keys
+    (see :func:`key_block_range`), computes one ``block_q x block_k`` tile of scores, masks it if
+    the tile straddles the causal/window edge, and folds it into a running
+    :class:`~longctx_lab.attention.online_softmax.SoftmaxState`. Peak extra memory is one tile
+    per (batch, head) plus the running state, O(block_q * (block_k + head_dim)), not
+    O(q_len * kv_len).
+
+    Shapes, masks, GQA, LSE and fully-masked rows: see the module docstring. Returns
+    ``out`` ``(batch, heads, q_len, head_dim)`` in the input dtype and ``lse``
+    ``(batch, heads, q_len)`` float32 (float64 for float64 inputs). Not differentiable; use
+    :func:`tiled_attention` for autograd.
+    """
+    check_qkv(q, k, v)
+    causal, window, scale, block_q, block_k = _check_options(causal, window, scale, block_q, block_k, q.shape[-1])
+    with torch.no_grad():
+        out, lse = _forward(q, k, v, causal, window, scale, block_q, block_k)
+    return out, _public_lse(lse)
+
+
+def _backward(q, k, v, out, lse, dout, causal, window, scale, block_q, block_k):
+    batch, heads, q_len, head_dim = q.shape
+    kv_heads, kv_len = k.shape[1], k.shape[2]
+    group = heads // kv_heads
+    acc = _acc_dtype(q.dtype)
+    offset = kv_len - q_len
+    # Pre-pass: delta_i = rowsum(dO_i * O_i) = sum_j P_ij dP_ij, one number per query row.
+    delta = (dout.to(acc) * out.to(acc)).sum(dim=-1).reshape(batch, kv_heads, group, q_len)
+    # Rows with lse = -inf saw no key; +inf makes their recomputed probabilities exp(s - inf) = 0.
+    lse = lse.to(acc)
+    lse = torch.where(torch.isneginf(lse), torch.full_like(lse, float("inf")), lse).reshape(
+        batch, kv_heads, group, q_len
+    )
+    qg = q.reshape(batch, kv_heads, group, q_len, head_dim)
+    dog = dout.reshape(batch, kv_heads, group, q_len, head_dim)
+    dq = torch.zeros(batch, kv_heads, group, q_len, head_dim, dtype=acc, device=q.device)
+    dk = torch.empty(batch, kv_heads, kv_len, head_dim, dtype=acc, device=q.device)
+    dv = torch.empty(batch, kv_heads, kv_len, head_dim, dtype=acc, device=q.device)
+
+    q_blocks = []
+    for qs in range(0, q_len, block_q):
+        qe = min(qs + block_q, q_len)
+        first, last = key_block_range(qs, qe, q_len, kv_len, causal=causal, window=window, block_k=block_k)
+        q_blocks.append((qs, qe, first, last))
+
+    # Outer loop over key blocks (as the FlashAttention-2 backward kernel): dK_j and dV_j stay in
+    # fast memory while the query blocks that see key block j stream past; dQ is accumulated.
+    for kb in range(-(-kv_len // block_k)):
+        ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
+        k_tile = k[:, :, ks:ke, :].to(acc)
+        v_tile = v[:, :, ks:ke, :].to(acc)
+        dk_tile = torch.zeros_like(k_tile)
+        dv_tile = torch.zeros_like(v_tile)
+        for qs, qe, first, last in q_blocks:
+            if not first <= kb < last:
+                continue  # this tile was skipped in the forward pass too
+            rows = qe - qs
+            q_tile = _query_tile(qg, qs, qe, acc)
+            do_tile = _query_tile(dog, qs, qe, acc)
+            lse_tile = lse[:, :, :, qs:qe].reshape(batch, kv_heads, group * rows, 1)
+            delta_tile = delta[:, :, :, qs:qe].reshape(batch, kv_heads, group * rows, 1)
+            scores = torch.matmul(q_tile, k_tile.transpose(-2, -1)) * scale
+            keep = _tile_keep(qs, qe, ks, ke, offset, causal, window, q.device)
+            if keep is not None:
+                scores = scores.masked_fill(~keep.repeat(group, 1), float("-inf"))
+            p = torch.exp(scores - lse_tile)  # recomputed probabilities P_ij
+            dv_tile += torch.matmul(p.transpose(-2, -1), do_tile)  # dV_j += P^T dO_i
+            dp = torch.matmul(do_tile, v_tile.transpose(-2, -1))  # dP = dO_i V_j^T
+            ds = p * (dp - delta_tile)  # dS = P * (dP - delta_i)
+            dq[:, :, :, qs:qe, :] += (torch.matmul(ds, k_tile) * scale).reshape(batch, kv_heads, group, rows, head_dim)
+            dk_tile += torch.matmul(ds.transpose(-2, -1), q_tile) * scale  # dK_j += scale dS^T Q_i
+        dk[:, :, ks:ke, :] = dk_tile
+        dv[:, :, ks:ke, :] = dv_tile
+    return dq.reshape(batch, heads, q_len, head_dim).to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
+
+
+def tiled_attention_backward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    dout: torch.Tensor,
+    *,
+    causal: bool = False,
+    window: int | None = None,
+    scale: float | None = None,
+    block_q: int = 64,
+    block_k: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """FlashAttention-2 backward: ``(dq, dk, dv)`` recomputed tile by tile from the saved LSE.
+
+    ``out`` and ``lse`` are what :func:`tiled_attention_forward` returned for the same arguments;
+    ``dout`` is the gradient of the loss w.r.t. ``out`` (shape of ``q``). With
+    ``delta_i = rowsum(dO_i * O_i)``, for every visited tile ``(i, j)``::
+
+        P_ij = exp(scale * Q_i K_j^T - lse_i)       (masked entries 0)
+        dV_j += P_ij^T dO_i
+        dP_ij = dO_i V_j^T
+        dS_ij = P_ij * (dP_ij - delta_i)
+        dQ_i += scale * dS_ij K_j
+        dK_j += scale * dS_ij^T Q_i
+
+    The ``n x n`` matrices are never stored: each tile is rebuilt from ``Q``, ``K`` and the
+    ``q_len`` numbers of the LSE. GQA: ``dk``/``dv`` have the K/V shape, summed over the query
+    heads that share each KV head. Gradients come back in the input dtypes.
+    """
+    check_qkv(q, k, v)
+    causal, window, scale, block_q, block_k = _check_options(causal, window, scale, block_q, block_k, q.shape[-1])
+    for name, t, shape in (("out", out, q.shape), ("dout", dout, q.shape), ("lse", lse, q.shape[:3])):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.shape != shape:
+            raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
+        if t.device != q.device:
+            raise ValueError(f"{name} must be on {q.device} like q, got {t.device}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    with torch.no_grad():
+        return _backward(q, k, v, out, lse, dout, causal, window, scale, block_q, block_k)
+
+
+class TiledAttention(torch.autograd.Function):
+    """Autograd wrapper: forward saves ``q, k, v, out, lse`` (O(n) extra, no ``n x n`` matrix);
+    backward recomputes the tiles (:func:`tiled_attention_backward`). Call :func:`tiled_attention`,
+    which validates the arguments, rather than ``TiledAttention.apply``.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, causal, window, scale, block_q, block_k):
+        out, lse = _forward(q, k, v, causal, window, scale, block_q, block_k)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.options = (causal, window, scale, block_q, block_k)
+        public_lse = _public_lse(lse)
+        ctx.mark_non_differentiable(public_lse)
+        return out, public_lse
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dout, _dlse):
+        q, k, v, out, lse = ctx.saved_tensors
+        dq, dk, dv = _backward(q, k, v, out, lse, dout, *ctx.options)
+        return dq, dk, dv, None, None, None, None, None
+
+
+def tiled_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool = False,
+    window: int | None = None,
+    scale: float | None = None,
+    block_q: int = 64,
+    block_k: int = 64,
+    return_lse: bool = False,
+):
+    """Differentiable tiled attention (FlashAttention-2 forward and backward in torch).
+
+    Same arguments and conventions as :func:`tiled_attention_forward`. Returns ``out``
+    ``(batch, heads, q_len, head_dim)``, or ``(out, lse)`` with ``return_lse=True`` (the LSE is not
+    differentiable). ``loss.backward()`` gives ``q.grad``, ``k.grad``, ``v.grad`` through
+    :func:`tiled_attention_backward`; double backward is not supported.
+    """
+    check_qkv(q, k, v)
+    causal, window, scale, block_q, block_k = _check_options(causal, window, scale, block_q, block_k, q.shape[-1])
+    check_bool("return_lse", return_lse)
+    out, lse = TiledAttention.apply(q, k, v, causal, window, scale, block_q, block_k)
+    return (out, lse) if return_lse else out
