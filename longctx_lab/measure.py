@@ -1,9 +1,12 @@
 """Measure, on this machine, how the time and peak memory of attention grow with sequence length.
 
 Peak memory is read from the operating system, not computed: each measurement runs in a fresh
-Python process (``python -m longctx_lab.measure``) that records its resident-set high-water mark
-(``ru_maxrss``) before and after each call. Sizes run in increasing order, so each new high-water
-mark belongs to the current size; the baseline (torch imported, inputs allocated) is subtracted.
+Python process (``python -m longctx_lab.measure``): the peak extra memory of a call is the
+kernel's resident-set high-water mark (``VmHWM``, reset just before the call through
+``/proc/self/clear_refs``) minus the resident set just before it. glibc is told to return large
+blocks to the OS at once (``MALLOC_MMAP_THRESHOLD_``) so memory freed by one size is not silently
+reused by the next. Where the reset is unavailable (not Linux), ``ru_maxrss`` is used and the
+increasing order of sizes keeps each new high-water mark attributable to the current size.
 Time is the fastest of ``repeats`` wall-clock runs after one warm-up (the least disturbed by other work).
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import resource
 import statistics
@@ -49,9 +53,45 @@ def _attention_fn(impl: str):
     raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {impl!r}")
 
 
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def _reset_peak() -> bool:
+    """Reset the kernel's resident-set high-water mark (VmHWM); Linux >= 4.0."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def _maxrss_bytes() -> int:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024  # Linux reports KiB
+
+
+def _peak_probe():
+    """Return (start, stop) callables measuring the peak extra resident memory between them."""
+    if sys.platform.startswith("linux") and _reset_peak():
+        def start():
+            _reset_peak()
+            return _status_bytes("VmRSS")
+
+        def stop(base):
+            return _status_bytes("VmHWM") - base
+    else:  # high-water mark since process start: valid because sizes increase
+        def start():
+            return _maxrss_bytes()
+
+        def stop(base):
+            return _maxrss_bytes() - base
+    return start, stop
 
 
 def _measure_in_process(impl, seq_lens, head_dim, n_heads, causal, repeats, dtype_name) -> list[Measurement]:
@@ -60,15 +100,19 @@ def _measure_in_process(impl, seq_lens, head_dim, n_heads, causal, repeats, dtyp
     torch.manual_seed(0)
     dtype = getattr(torch, dtype_name)
     fn = _attention_fn(impl)
-    warm = torch.randn(1, n_heads, 8, head_dim, dtype=dtype)
-    fn(warm, warm, warm, causal)
+    start_probe, stop_probe = _peak_probe()
+    # Warm up at the smallest size so one-time allocations (thread pools, caches) are not charged to it.
+    warm = torch.randn(1, n_heads, seq_lens[0], head_dim, dtype=dtype)
+    with torch.no_grad():
+        fn(warm, warm, warm, causal)
+    del warm
     results = []
     for n in seq_lens:
         q, k, v = (torch.randn(1, n_heads, n, head_dim, dtype=dtype) for _ in range(3))
-        base = _maxrss_bytes()
+        base = start_probe()
         with torch.no_grad():
             fn(q, k, v, causal)  # warm-up, and the memory high-water mark for this size
-            peak = _maxrss_bytes() - base
+            peak = stop_probe(base)
             times = []
             for _ in range(repeats):
                 start = time.perf_counter()
@@ -107,7 +151,8 @@ def measure_attention(
     cmd = [sys.executable, "-m", "longctx_lab.measure", "--impl", impl, "--head-dim", str(head_dim),
            "--heads", str(n_heads), "--repeats", str(repeats), "--dtype", dtype,
            *(["--causal"] if causal else []), *map(str, seq_lens)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"measurement process failed:\n{proc.stderr[-2000:]}")
     return [Measurement(**row) for row in json.loads(proc.stdout.strip().splitlines()[-1])]

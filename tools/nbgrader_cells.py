@@ -68,6 +68,4 @@ def write(nb: nbformat.NotebookNode, path) -> None:
     for cell in nb.cells:  # stored without outputs (COURSE.md section 4)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-        cell.pop("id", None)
-    nbformat.validator.normalize(nb)
     nbformat.write(nb, str(path))
