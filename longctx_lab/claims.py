@@ -137,12 +137,12 @@ class ClaimTable(list):
     def __str__(self) -> str:
         return "\n\n".join(str(c) for c in self)
 
+    __repr__ = __str__
+
 
 def show_claims(checks: list[ClaimCheck]) -> ClaimTable:
-    """Return the checks as a table; as a cell's last expression it renders, and it prints as text."""
+    """Return the checks as a table: HTML as a notebook cell's last expression, text in a terminal."""
     for c in checks:
         if not isinstance(c, ClaimCheck):
             raise TypeError(f"checks must hold ClaimCheck objects, got {type(c).__name__}")
-    table = ClaimTable(checks)
-    print(table)
-    return table
+    return ClaimTable(checks)

@@ -8,6 +8,7 @@ Usage: ``python tools/make_exercises.py [assignment ...] [--out DIR]`` (default:
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,12 @@ def assignments() -> list[str]:
     return sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and list(p.glob("*.ipynb")))
 
 
+def venv_env() -> dict:
+    """The environment with this Python's bin/ first on PATH (nbgrader runs ``alembic`` from PATH)."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+
 def generate(names: list[str], out: Path) -> None:
     nbgrader = Path(sys.executable).parent / "nbgrader"
     with tempfile.TemporaryDirectory() as tmp:
@@ -30,7 +37,7 @@ def generate(names: list[str], out: Path) -> None:
                 [str(nbgrader), "generate_assignment", name, "--force", "--quiet",
                  f"--CourseDirectory.root={ROOT}", f"--CourseDirectory.release_directory={out}",
                  f"--db=sqlite:///{tmp}/gradebook.db"],
-                cwd=ROOT, check=True,
+                cwd=ROOT, check=True, env=venv_env(),
             )
             for extra in target.glob("**/.ipynb_checkpoints"):
                 shutil.rmtree(extra)
