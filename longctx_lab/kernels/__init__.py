@@ -1,0 +1,30 @@
+"""FlashAttention in Triton, and the dispatcher that picks Triton or the PyTorch path.
+
+- :func:`flash_attention`, :func:`flash_attention_with_lse` (:mod:`.dispatch`): what notebooks and
+  models call; Triton on CUDA, the tiled PyTorch path on CPU, same semantics and errors.
+- :mod:`.flash_kernels`: the ``@triton.jit`` kernels (forward, backward pre-pass, dK/dV, dQ).
+- :mod:`.flash`: their launchers and the autograd Function.
+- :mod:`.config`: tile sizes per GPU architecture; :mod:`.aot`: ahead-of-time compile check.
+- :mod:`.interpreter`: run the real forward kernel on CPU in a ``TRITON_INTERPRET=1`` subprocess.
+
+Names are imported lazily so that ``import longctx_lab.kernels.aot`` does not pull in torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "flash_attention": "longctx_lab.kernels.dispatch",
+    "flash_attention_with_lse": "longctx_lab.kernels.dispatch",
+    "select_backend": "longctx_lab.kernels.dispatch",
+    "run_forward_interpreted": "longctx_lab.kernels.interpreter",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,112 @@
+"""Launch configurations (tile sizes, warps, pipeline stages) of the FlashAttention kernels.
+
+One table decides the configuration for every GPU architecture the course targets, and the
+ahead-of-time compile tests (``tests/kernels_aot``) compile exactly these configurations for
+sm_75, sm_80 and sm_90, so a configuration that would overflow shared memory fails CI on a
+machine without a GPU. This module imports neither torch nor triton.
+
+Shared memory on the chip is what limits the tiles: a ``BLOCK_N x HEAD_DIM`` tile of K and one of
+V per pipeline stage, plus the layout conversions the compiler stages through shared memory.
+The per-block limits used by the tests are :data:`SHARED_MEMORY_LIMIT`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from longctx_lab._validate import check_int
+
+#: Head dims the kernels support: powers of two from 16 (the smallest ``tl.dot`` tile) to 128.
+SUPPORTED_HEAD_DIMS: tuple[int, ...] = (16, 32, 64, 128)
+
+#: Largest dynamic shared memory one thread block may use, in bytes (CUDA programming guide,
+#: "Technical Specifications per Compute Capability"): Turing 64 KiB, A100 163 KiB, H100 227 KiB.
+SHARED_MEMORY_LIMIT: dict[int, int] = {75: 64 * 1024, 80: 163 * 1024, 86: 99 * 1024, 89: 99 * 1024, 90: 227 * 1024}
+
+#: The kernels, in the order a forward + backward pass launches them.
+KERNELS: tuple[str, ...] = ("fwd", "bwd_preprocess", "bwd_dkdv", "bwd_dq")
+
+#: Tile size used under the Triton interpreter (CPU tests, the chapter notebook): small tiles make
+#: ragged tails and multi-block loops appear on tiny inputs.
+INTERPRETER_BLOCK = 16
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Tile sizes and launch options of one kernel launch.
+
+    ``block_m`` is the query-tile height, ``block_n`` the key-tile height; ``num_warps`` and
+    ``num_stages`` are Triton's launch options (``num_stages`` = depth of the software pipeline
+    that prefetches the next K/V or Q/dO tile into shared memory).
+    """
+
+    block_m: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _arch_family(cc: int) -> int:
+    """Map a compute capability (75, 80, 86, 89, 90, ...) to the row of the table it uses."""
+    if cc >= 90:
+        return 90
+    if cc >= 80:
+        return 80
+    return 75
+
+
+def kernel_config(kernel: str, cc: int | None, head_dim: int, elem_bytes: int) -> KernelConfig:
+    """The launch configuration of ``kernel`` on compute capability ``cc`` (``None`` = interpreter).
+
+    ``kernel`` is one of :data:`KERNELS`; ``head_dim`` one of :data:`SUPPORTED_HEAD_DIMS`;
+    ``elem_bytes`` the input element size (2 for fp16/bf16, 4 for fp32: fp32 tiles take twice the
+    shared memory, so they get fewer pipeline stages or smaller tiles).
+
+    The numbers start from the configurations Triton's fused-attention tutorial and
+    FlashAttention-2 use (128x64 forward tiles on A100/H100, 32x128 key-major tiles for dK/dV) and
+    were cut down where the ahead-of-time compiles showed shared memory above the limit.
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    head_dim = check_int("head_dim", head_dim, minimum=1)
+    if head_dim not in SUPPORTED_HEAD_DIMS:
+        raise ValueError(f"head_dim must be one of {SUPPORTED_HEAD_DIMS}, got {head_dim}")
+    if elem_bytes not in (2, 4):
+        raise ValueError(f"elem_bytes must be 2 (fp16/bf16) or 4 (fp32), got {elem_bytes!r}")
+    if cc is None:
+        b = INTERPRETER_BLOCK
+        return KernelConfig(block_m=b, block_n=b, num_warps=1, num_stages=1)
+    cc = check_int("cc", cc, minimum=70)
+    arch = _arch_family(cc)
+    big_d = head_dim == 128
+    fp32 = elem_bytes == 4
+
+    if kernel == "bwd_preprocess":
+        return KernelConfig(block_m=128, block_n=1, num_warps=4, num_stages=1)
+
+    if kernel == "fwd":
+        if arch == 75:
+            # Turing: 64 KiB of shared memory and no cp.async; 64-row tiles, one stage for big tiles.
+            return KernelConfig(64, 64 if not (big_d and fp32) else 32, 4, 1 if (big_d or fp32) else 2)
+        stages = 2 if big_d else 3
+        if fp32:
+            return KernelConfig(64, 64 if not big_d else 32, 4, 2)
+        return KernelConfig(128, 64, 8 if big_d else 4, stages)
+
+    if kernel == "bwd_dkdv":
+        # Key-major: a BLOCK_N x HEAD_DIM tile of K and V stays resident; Q and dO tiles stream past.
+        if arch == 75:
+            return KernelConfig(32, 64 if not (big_d or fp32) else 32, 4, 1)
+        if fp32:
+            return KernelConfig(32, 64, 4, 2 if not big_d else 1)
+        return KernelConfig(32, 128 if not big_d else 64, 4 if not big_d else 8, 3 if not big_d else 2)
+
+    # bwd_dq: query-major, K and V tiles stream past a resident Q/dO tile.
+    if arch == 75:
+        return KernelConfig(64 if not (big_d or fp32) else 32, 32, 4, 1)
+    if fp32:
+        return KernelConfig(64, 32, 4, 2 if not big_d else 1)
+    return KernelConfig(128 if not big_d else 64, 32 if big_d else 64, 4 if not big_d else 8, 2)

@@ -1,0 +1,167 @@
+"""``flash_attention``: one entry point that runs the Triton kernels on a GPU and PyTorch elsewhere.
+
+Which implementation runs (``backend="auto"``):
+
+- CUDA tensors and a working ``triton``: the Triton kernels of :mod:`longctx_lab.kernels.flash_kernels`
+  (bfloat16 needs sm_80 or newer; on older GPUs bfloat16 goes to the PyTorch path).
+- CPU tensors in a process where ``TRITON_INTERPRET=1`` was set before ``triton`` was imported:
+  the same Triton kernels, executed by the Triton interpreter (slow; for tests and tiny demos).
+- Everything else: the tiled PyTorch implementation,
+  :func:`longctx_lab.attention.tiled.tiled_attention` (same algorithm, same semantics).
+
+``backend="triton"`` or ``"torch"`` forces one of them (``"triton"`` raises when it cannot run).
+Every path validates the arguments the same way and raises the same errors.
+
+Conventions (COURSE.md section 2):
+
+- Shapes: ``q`` ``(batch, heads, q_len, head_dim)``; ``k``, ``v`` ``(batch, kv_heads, kv_len, head_dim)``
+  with ``heads`` a multiple of ``kv_heads``; query head ``h`` reads KV head ``h // (heads // kv_heads)``
+  (grouped-query attention, as ``repeat_interleave`` and SDPA's ``enable_gqa``).
+- ``head_dim`` is 16, 32, 64 or 128; dtypes float16, bfloat16, float32.
+- ``q_len != kv_len``: bottom-right aligned, query row ``i`` is at position ``p = i + kv_len - q_len``
+  (flash-attn >= 2.1, a decode step over a KV cache).
+- ``causal``: keys ``j <= p``. ``window=w`` with ``causal``: keys ``p - w < j <= p`` (flash-attn
+  ``window_size=(w - 1, 0)``, Hugging Face ``sliding_window=w``); ``window`` without ``causal``:
+  ``|p - j| < w`` (flash-attn ``window_size=(w - 1, w - 1)``).
+- ``scale`` defaults to ``1 / sqrt(head_dim)``.
+- LSE: ``log(sum_j exp(scale * q . k_j))`` over the visible keys, natural log, float32,
+  ``(batch, heads, q_len)``.
+- A query row that sees no key (``q_len > kv_len`` with ``causal``) has output zeros, LSE ``-inf``
+  and zero gradients, on every path. No NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from longctx_lab._validate import check_bool, check_number, check_optional_int, check_qkv
+from longctx_lab.attention.tiled import tiled_attention
+from longctx_lab.kernels.config import SUPPORTED_HEAD_DIMS
+
+try:  # triton is an optional dependency (extras "gpu" and "dev")
+    from longctx_lab.kernels import flash as _flash
+    from longctx_lab.kernels.flash_kernels import is_interpreted as _is_interpreted
+except ImportError:  # pragma: no cover - exercised only where triton is missing
+    _flash = None
+
+    def _is_interpreted() -> bool:
+        return False
+
+
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+BACKENDS = ("auto", "triton", "torch")
+
+#: The interpreter bug behind the bf16 refusal (tl.dot on bf16 returns wrong values, no error).
+BF16_INTERPRETER_ISSUE = "https://github.com/triton-lang/triton/issues/11584"
+
+
+def triton_available() -> bool:
+    """True when ``triton`` imports and the kernels are defined (compiled or interpreted)."""
+    return _flash is not None
+
+
+def interpreter_active() -> bool:
+    """True when the kernels were defined under the Triton interpreter (``TRITON_INTERPRET=1`` at import)."""
+    return _flash is not None and _is_interpreted()
+
+
+def _validate(q, k, v, causal, window, scale, backend):
+    check_qkv(q, k, v)
+    head_dim = q.shape[-1]
+    check_bool("causal", causal)
+    window = check_optional_int("window", window, minimum=1)
+    if scale is None:
+        scale = 1.0 / math.sqrt(head_dim)
+    else:
+        scale = check_number("scale", scale, exclusive_minimum=0)
+    if q.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"q, k and v must be float16, bfloat16 or float32, got dtype {q.dtype}")
+    if head_dim not in SUPPORTED_HEAD_DIMS:
+        raise ValueError(
+            f"head_dim (the last dimension of q, k and v) must be one of {SUPPORTED_HEAD_DIMS}, got {head_dim}"
+        )
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return window, scale
+
+
+def select_backend(q: torch.Tensor, backend: str = "auto") -> str:
+    """Name of the implementation :func:`flash_attention` would run for ``q``.
+
+    Returns ``"triton"`` (compiled, CUDA), ``"triton-interpreter"`` (CPU, ``TRITON_INTERPRET=1``) or
+    ``"torch"``. Raises ``ValueError`` when ``backend="triton"`` cannot run on this input, and
+    ``TypeError`` for bfloat16 under the interpreter (it would silently return wrong values).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "torch":
+        return "torch"
+    interpreted = interpreter_active()
+    if interpreted and q.device.type == "cpu":
+        if q.dtype == torch.bfloat16:
+            raise TypeError(
+                "q, k and v must be float16 or float32 under the Triton interpreter (TRITON_INTERPRET=1), got dtype "
+                f"torch.bfloat16: the interpreter's bf16 tl.dot returns wrong values without an error "
+                f"({BF16_INTERPRETER_ISSUE}); use float16/float32, or a process without TRITON_INTERPRET "
+                "(the PyTorch path)"
+            )
+        return "triton-interpreter"
+    compiled_cuda = triton_available() and not interpreted and q.device.type == "cuda"
+    if compiled_cuda and q.dtype == torch.bfloat16 and torch.cuda.get_device_capability(q.device)[0] < 8:
+        if backend == "triton":
+            raise ValueError(f"backend='triton' needs sm_80 or newer for bfloat16, got device {q.device}")
+        return "torch"
+    if compiled_cuda:
+        return "triton"
+    if backend == "triton":
+        raise ValueError(
+            "backend='triton' needs CUDA tensors and triton, or CPU tensors with TRITON_INTERPRET=1 set before "
+            f"triton was imported; got q on {q.device}, triton "
+            f"{'available' if triton_available() else 'not importable'}, interpreter "
+            f"{'on' if interpreted else 'off'}"
+        )
+    return "torch"
+
+
+def flash_attention_with_lse(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool = False,
+    window: int | None = None,
+    scale: float | None = None,
+    backend: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention and its log-sum-exp: ``(out, lse)``.
+
+    ``out`` is ``(batch, heads, q_len, head_dim)`` in the input dtype and differentiable
+    (``loss.backward()`` fills ``q.grad``, ``k.grad``, ``v.grad``); ``lse`` is ``(batch, heads, q_len)``
+    float32, natural log, not differentiable. See the module docstring for masks, GQA and alignment.
+    """
+    window, scale = _validate(q, k, v, causal, window, scale, backend)
+    chosen = select_backend(q, backend)
+    if chosen == "torch":
+        out, lse = tiled_attention(q, k, v, causal=causal, window=window, scale=scale, return_lse=True)
+        return out, lse
+    return _flash.attention(q, k, v, causal=causal, window=window, scale=scale)
+
+
+def flash_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool = False,
+    window: int | None = None,
+    scale: float | None = None,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """``softmax(scale * q k^T + mask) v`` without materialising the ``(q_len, kv_len)`` matrix.
+
+    Returns ``(batch, heads, q_len, head_dim)`` in the input dtype, differentiable. Arguments and
+    conventions: module docstring. Use :func:`flash_attention_with_lse` to get the LSE too.
+    """
+    return flash_attention_with_lse(q, k, v, causal=causal, window=window, scale=scale, backend=backend)[0]
