@@ -165,9 +165,12 @@ def compare_schemes(
     """``{scheme: (inv_freq, attention_factor)}`` for one model and one extension, side by side.
 
     Every scheme targets ``factor * original_max_position_embeddings`` tokens with its usual
-    parameters: PI/NTK/YaRN/dynamic at ``factor``; YaRN with beta_fast 32, beta_slow 1; Llama 3
-    with low/high frequency factors 1 and 4; dynamic NTK evaluated at ``seq_len`` (default: the
-    target length). ``"longrope"`` is not included (it needs searched per-pair factors).
+    parameters: PI/NTK/YaRN at ``factor``; YaRN with beta_fast 32, beta_slow 1; Llama 3 with
+    low/high frequency factors 1 and 4. Dynamic NTK is evaluated at ``seq_len`` (default: the
+    target length) with its own ``factor`` set to 1, so that its effective factor is
+    ``seq_len / original`` (Hugging Face's dynamic ``factor`` is an extra multiplier: at the target
+    length ``factor=s`` would give ``s * s - (s - 1)``, far more than ``s``). ``"longrope"`` is not
+    included (it needs searched per-pair factors).
     """
     factor = check_number("factor", factor, minimum=1.0)
     original = check_int("original_max_position_embeddings", original_max_position_embeddings, minimum=1)
@@ -176,7 +179,7 @@ def compare_schemes(
         "default": {},
         "linear": {"factor": factor},
         "ntk": {"factor": factor},
-        "dynamic": {"factor": factor, "max_position_embeddings": original, "seq_len": seq_len or target},
+        "dynamic": {"factor": 1.0, "max_position_embeddings": original, "seq_len": seq_len or target},
         "yarn": {"factor": factor, "original_max_position_embeddings": original},
         "llama3": {
             "factor": factor, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
