@@ -45,11 +45,14 @@ from longctx_lab.attention.online_softmax import empty_state, finalize, update_s
 
 __all__ = [
     "TiledAttention",
+    "flash_block_sizes",
     "key_block_range",
+    "standard_attention_hbm_bytes",
     "tile_map",
     "tiled_attention",
     "tiled_attention_backward",
     "tiled_attention_forward",
+    "tiled_hbm_bytes",
 ]
 
 TILE_SKIPPED, TILE_PARTIAL, TILE_FULL = 0, 1, 2
@@ -375,3 +378,72 @@ def tiled_attention(
     check_bool("return_lse", return_lse)
     out, lse = TiledAttention.apply(q, k, v, causal, window, scale, block_q, block_k)
     return (out, lse) if return_lse else out
+
+
+# --- IO accounting: how many bytes the schedules above move between HBM and the chip -------------
+
+
+def flash_block_sizes(sram_bytes: int, head_dim: int, element_bytes: int = 2) -> tuple[int, int]:
+    """Tile sizes from the SRAM budget, FlashAttention (v1) Algorithm 1: with ``M = sram_bytes /
+    element_bytes`` elements, ``block_k = ceil(M / (4 head_dim))`` and
+    ``block_q = min(block_k, head_dim)``, so that a Q, K, V and O tile fit on chip together.
+    Returns ``(block_q, block_k)``. Real kernels round to powers of two and tune further.
+    """
+    sram_bytes = check_int("sram_bytes", sram_bytes, minimum=1)
+    head_dim = check_int("head_dim", head_dim, minimum=1)
+    element_bytes = check_int("element_bytes", element_bytes, minimum=1)
+    elements = sram_bytes // element_bytes
+    block_k = -(-elements // (4 * head_dim))
+    return min(block_k, head_dim), block_k
+
+
+def tiled_hbm_bytes(
+    q_len: int,
+    kv_len: int | None = None,
+    *,
+    head_dim: int,
+    causal: bool = False,
+    window: int | None = None,
+    block_q: int = 64,
+    block_k: int = 64,
+    element_bytes: int = 2,
+    batch_heads: int = 1,
+) -> int:
+    """HBM bytes moved by the tiled forward above (the FlashAttention-2 schedule), counted exactly.
+
+    Per query block: ``Q_i`` read once, ``K_j`` and ``V_j`` read once per *visited* key block
+    (:func:`key_block_range`: causal and window skipping included), ``O_i`` written once and the
+    LSE (4 bytes per row) written once. The score tiles never leave the chip. ``batch_heads``
+    multiplies the count (one (batch, head) pair per program, K/V not shared between heads).
+    """
+    q_len = check_int("q_len", q_len, minimum=1)
+    kv_len = q_len if kv_len is None else check_int("kv_len", kv_len, minimum=1)
+    head_dim = check_int("head_dim", head_dim, minimum=1)
+    causal, window, _, block_q, block_k = _check_options(causal, window, None, block_q, block_k, head_dim)
+    element_bytes = check_int("element_bytes", element_bytes, minimum=1)
+    batch_heads = check_int("batch_heads", batch_heads, minimum=1)
+    total = 0
+    for qs in range(0, q_len, block_q):
+        qe = min(qs + block_q, q_len)
+        first, last = key_block_range(qs, qe, q_len, kv_len, causal=causal, window=window, block_k=block_k)
+        keys = max(0, min(last * block_k, kv_len) - first * block_k)
+        total += (2 * (qe - qs) * head_dim + 2 * keys * head_dim) * element_bytes + 4 * (qe - qs)
+    return total * batch_heads
+
+
+def standard_attention_hbm_bytes(
+    q_len: int, kv_len: int | None = None, *, head_dim: int, element_bytes: int = 2, batch_heads: int = 1
+) -> int:
+    """HBM bytes of textbook attention run as three kernels (the FlashAttention paper's baseline).
+
+    ``S = Q K^T``: read Q and K, write S. ``P = softmax(S)``: read S, write P. ``O = P V``: read P
+    and V, write O. Total ``4 q_len kv_len + 2 (q_len + kv_len) head_dim`` elements: the four passes
+    over the ``q_len x kv_len`` matrix dominate as soon as ``n >> head_dim``.
+    """
+    q_len = check_int("q_len", q_len, minimum=1)
+    kv_len = q_len if kv_len is None else check_int("kv_len", kv_len, minimum=1)
+    head_dim = check_int("head_dim", head_dim, minimum=1)
+    element_bytes = check_int("element_bytes", element_bytes, minimum=1)
+    batch_heads = check_int("batch_heads", batch_heads, minimum=1)
+    elements = 4 * q_len * kv_len + 2 * (q_len + kv_len) * head_dim
+    return elements * element_bytes * batch_heads

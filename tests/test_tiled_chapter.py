@@ -1,0 +1,103 @@
+"""Chapter 4 package pieces: IO accounting of the tiled schedule, the quiz keys, the claim verdicts."""
+
+import math
+
+import pytest
+import torch
+
+from longctx_lab.attention.naive_tiled_snippet import snippet_error
+from longctx_lab.attention.reference import naive_attention
+from longctx_lab.attention.tiled import (
+    TILE_SKIPPED,
+    flash_block_sizes,
+    standard_attention_hbm_bytes,
+    tile_map,
+    tiled_attention,
+    tiled_hbm_bytes,
+)
+from longctx_lab.claim_sets import ch04_flash_attention as article
+from longctx_lab.cost import attention_flops
+from longctx_lab.quiz import ChoiceQuestion, NumericQuestion, Quiz, check_answer
+from longctx_lab.quizzes.ch04_flash_attention import QUIZ
+
+
+@pytest.mark.parametrize("causal, window", [(False, None), (True, None), (True, 100), (False, 30)])
+def test_tiled_hbm_bytes_counts_visited_tiles(causal, window):
+    q_len, kv_len, d, bq, bk = 300, 350, 32, 64, 48
+    tiles = tile_map(q_len, kv_len, causal=causal, window=window, block_q=bq, block_k=bk)
+    expected = 0
+    for qb in range(tiles.shape[0]):
+        rows = min(bq, q_len - qb * bq)
+        keys = sum(min(bk, kv_len - kb * bk) for kb in range(tiles.shape[1]) if tiles[qb, kb] != TILE_SKIPPED)
+        expected += 2 * (2 * rows * d + 2 * keys * d) + 4 * rows  # fp16 Q, O, K, V; fp32 LSE
+    got = tiled_hbm_bytes(q_len, kv_len, head_dim=d, causal=causal, window=window, block_q=bq, block_k=bk)
+    assert got == expected
+    assert tiled_hbm_bytes(q_len, kv_len, head_dim=d, causal=causal, window=window, block_q=bq, block_k=bk,
+                           batch_heads=3) == 3 * expected
+
+
+def test_standard_bytes_and_intensities():
+    n, d = 4096, 64
+    assert standard_attention_hbm_bytes(n, head_dim=d) == 2 * (4 * n * n + 4 * n * d)
+    flops = attention_flops(n, d)
+    # textbook attention: about d/2 FLOPs per byte; the tiled schedule: about block_q
+    assert flops / standard_attention_hbm_bytes(n, head_dim=d) == pytest.approx(d / 2, rel=0.05)
+    assert flops / tiled_hbm_bytes(n, head_dim=d, block_q=128) == pytest.approx(128, rel=0.05)
+    assert flash_block_sizes(192 * 1024, 64) == (64, 384)  # A100, FlashAttention Algorithm 1
+    assert flash_block_sizes(100, 64, 2) == (1, 1)
+    with pytest.raises(ValueError, match="head_dim must be an integer >= 1, got 0"):
+        tiled_hbm_bytes(10, head_dim=0)
+    with pytest.raises(TypeError, match="element_bytes must be an integer"):
+        standard_attention_hbm_bytes(10, head_dim=8, element_bytes=2.0)
+
+
+def test_quiz_shape_and_keys():
+    assert isinstance(QUIZ, Quiz) and len(QUIZ.questions) >= 5
+    numeric = [q for q in QUIZ.questions if isinstance(q, NumericQuestion)]
+    assert len(numeric) >= 4 and all(q.computed_by for q in numeric)
+    answers = sorted(q.answer for q in numeric)
+    assert 5 + math.log(1 + 3 * math.exp(-3)) == pytest.approx(min(a for a in answers if a > 5))
+    assert 32 * 33 / 2 in answers and 4.0 in answers and 5.0 in answers
+    assert any(q.answer == pytest.approx(3.5 / 3) for q in numeric)
+    for q in QUIZ.questions:
+        if isinstance(q, ChoiceQuestion):
+            assert check_answer(q, sorted(q.correct_indices) if q.multiple else min(q.correct_indices)).correct
+        else:
+            assert check_answer(q, q.answer).correct and not check_answer(q, q.answer * 1.5).correct
+
+
+def test_claim_verdicts():
+    checks = article.claims()
+    verdicts = {c.claim[:25]: c.verdict for c in checks}
+    assert len(checks) >= 5
+    assert verdicts["FlashAttention: 2-4x fast"] == "unsupported"
+    assert verdicts["FlashAttention needs O(N)"] == "correct"
+    assert verdicts["Recomputing attention in "] == "wrong"
+    assert verdicts["The tiled 'flash_attentio"] == "wrong"
+    assert verdicts["FlashAttention doesn't re"] == "correct"
+    assert all(c.computed.strip() for c in checks)
+
+
+def test_saved_for_backward_bytes_measures_growth():
+    naive = [article.saved_for_backward_bytes(lambda q, k, v: naive_attention(q, k, v), n) for n in (128, 256)]
+    tiled = [article.saved_for_backward_bytes(lambda q, k, v: tiled_attention(q, k, v), n) for n in (128, 256)]
+    assert naive[1] / naive[0] > 3.3  # quadratic: the n x n probabilities are kept
+    assert tiled[1] / tiled[0] == pytest.approx(2.0, rel=0.02)  # linear: q, k, v, out, lse
+    assert tiled[1] == 4 * (4 * 256 * 16) + 4 * 256
+
+
+def test_cpu_measurements_are_quoted():
+    from longctx_lab.measure import Measurement
+
+    rows = [Measurement("naive", 512, 0.01, 1), Measurement("tiled", 512, 0.05, 1)]
+    speed = article.claims(rows)[0]
+    assert "5.00x the time of naive" in speed.computed
+
+
+def test_snippet_numbers_used_by_the_chapter():
+    result = snippet_error(512, 64, 128)
+    assert result["n_key_blocks"] == 4 and result["snippet_relative_error"] > 1
+    assert article.recomputation_flops_ratio() == pytest.approx(7 / 6)
+    model = article.speed_model()
+    assert model["standard_seconds"] > model["flash_seconds"] > 0
+    assert torch.isfinite(torch.tensor(model["flops"], dtype=torch.float64))
