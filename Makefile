@@ -15,6 +15,7 @@ help:
 	@echo "make bench      run the benchmarks and record JSON under benchmarks/results/"
 
 $(STAMP): pyproject.toml constraints.txt
+	@date +%s > /tmp/longctx-lab-install-start
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	# torch first, pinned: on a CPU machine this takes the CPU build; users with CUDA keep theirs.
@@ -22,6 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (longctx-lab)" >/dev/null
 	rm -f $(VENV)/.installed-*
+	@echo $$(( $$(date +%s) - $$(cat /tmp/longctx-lab-install-start) )) > $(VENV)/.install-seconds
 	touch $@
 
 setup: $(STAMP)

@@ -154,6 +154,8 @@ class GPUSpec:
     l2_bytes: float
     boost_clock_hz: float
     source: str
+    nvlink_bandwidth: float | None = None  # total, both directions; None = no NVLink
+    pcie_bandwidth: float = 32e9  # per direction
 
     @property
     def smem_bandwidth(self) -> float:
@@ -169,24 +171,29 @@ class GPUSpec:
 A100_80GB_SXM = GPUSpec(
     name="A100 80GB SXM", peak_flops_16bit=312e12, hbm_bandwidth=2039e9, hbm_bytes=80e9, n_sms=108,
     smem_per_sm_bytes=192 * 1024, l2_bytes=40 * 2**20, boost_clock_hz=1.41e9,
-    source="NVIDIA A100 datasheet (312 TFLOPS BF16/FP16 dense, 2,039 GB/s HBM2e); A100 whitepaper (108 SMs, "
-    "192 KB L1/shared per SM, 40 MB L2, 1410 MHz boost)",
+    source="NVIDIA A100 datasheet (312 TFLOPS BF16/FP16 dense, 2,039 GB/s HBM2e, NVLink 600 GB/s, PCIe 4.0); "
+    "A100 whitepaper (108 SMs, 192 KB L1/shared per SM, 40 MB L2, 1410 MHz boost)",
+    nvlink_bandwidth=600e9,
 )
 A100_80GB_PCIE = GPUSpec(
     name="A100 80GB PCIe", peak_flops_16bit=312e12, hbm_bandwidth=1935e9, hbm_bytes=80e9, n_sms=108,
     smem_per_sm_bytes=192 * 1024, l2_bytes=40 * 2**20, boost_clock_hz=1.41e9,
-    source="NVIDIA A100 datasheet (PCIe 80GB: 1,935 GB/s HBM2e)",
+    source="NVIDIA A100 datasheet (PCIe 80GB: 1,935 GB/s HBM2e; NVLink bridge 600 GB/s)",
+    nvlink_bandwidth=600e9,
 )
 H100_SXM = GPUSpec(
     name="H100 SXM", peak_flops_16bit=989.4e12, hbm_bandwidth=3.35e12, hbm_bytes=80e9, n_sms=132,
     smem_per_sm_bytes=228 * 1024, l2_bytes=50 * 2**20, boost_clock_hz=1.98e9,
-    source="NVIDIA H100 datasheet (989 TFLOPS BF16 dense, 3.35 TB/s HBM3); Hopper whitepaper (132 SMs, "
-    "228 KB shared per SM, 50 MB L2, 1980 MHz boost)",
+    source="NVIDIA H100 datasheet (989 TFLOPS BF16 dense, 3.35 TB/s HBM3, NVLink 900 GB/s, PCIe 5.0); Hopper "
+    "whitepaper (132 SMs, 228 KB shared per SM, 50 MB L2, 1980 MHz boost)",
+    nvlink_bandwidth=900e9, pcie_bandwidth=64e9,
 )
 T4 = GPUSpec(
     name="T4", peak_flops_16bit=65e12, hbm_bandwidth=320e9, hbm_bytes=16e9, n_sms=40,
     smem_per_sm_bytes=64 * 1024, l2_bytes=4 * 2**20, boost_clock_hz=1.59e9,
-    source="NVIDIA T4 datasheet (65 TFLOPS FP16 mixed precision, 320 GB/s GDDR6, 16 GB); Turing whitepaper",
+    source="NVIDIA T4 datasheet (65 TFLOPS FP16 mixed precision, 320 GB/s GDDR6, 16 GB, PCIe 3.0 x16); "
+    "Turing whitepaper",
+    pcie_bandwidth=16e9,
 )
 
 GPUS: dict[str, GPUSpec] = {"a100-sxm": A100_80GB_SXM, "a100-pcie": A100_80GB_PCIE, "h100-sxm": H100_SXM, "t4": T4}
@@ -201,14 +208,14 @@ def memory_hierarchy(gpu: GPUSpec = A100_80GB_SXM) -> list[MemoryLevel]:
     """
     if not isinstance(gpu, GPUSpec):
         raise TypeError(f"gpu must be a GPUSpec, got {type(gpu).__name__}")
-    return [
+    levels = [
         MemoryLevel("registers", 256 * 1024 * gpu.n_sms, None, "256 KB register file per SM (whitepaper)"),
         MemoryLevel("SRAM (shared memory / L1)", gpu.smem_per_sm_bytes * gpu.n_sms, gpu.smem_bandwidth,
                     "128 B/clock/SM x SMs x boost clock"),
         MemoryLevel("HBM", gpu.hbm_bytes, gpu.hbm_bandwidth, gpu.source),
-        MemoryLevel("NVLink to another GPU", float("nan"), 600e9 if "A100" in gpu.name else 900e9,
-                    "NVLink 3 (A100): 600 GB/s; NVLink 4 (H100): 900 GB/s, total both directions"),
-        MemoryLevel("host RAM over PCIe", 512e9, 32e9 if "H100" not in gpu.name else 64e9,
-                    "PCIe 4.0 x16: 32 GB/s per direction (A100); PCIe 5.0 x16: 64 GB/s (H100)"),
     ]
+    if gpu.nvlink_bandwidth:
+        levels.append(MemoryLevel("NVLink to another GPU", float("nan"), gpu.nvlink_bandwidth, gpu.source))
+    levels.append(MemoryLevel("host RAM over PCIe", 512e9, gpu.pcie_bandwidth, gpu.source))
+    return levels
 

@@ -25,9 +25,12 @@ STAGES: list[tuple[str, list[str]]] = [
     ("triton", PYTEST + ["-n", "2", "-m", "triton", "tests"]),
     ("aot", PYTEST + ["-n", "2", "-m", "aot", "tests"]),
     ("distributed", PYTEST + ["-m", "distributed", "tests"]),
-    ("slow", PYTEST + ["-n", "2", "-m", f"slow and not ({SPECIAL.replace(' or slow', '')})", "tests"]),
-    ("notebooks", PYTEST + ["-n", "2", "-m", "notebooks", "tests"]),
+    ("slow", PYTEST + ["-n", "2", "-m", f"slow and not ({SPECIAL.replace('or slow ', '')})", "tests"]),
+    # every notebook executed as a test; --dist loadfile keeps a notebook's cells on one kernel
+    ("notebooks", PYTEST + ["-n", "2", "--dist", "loadfile", "--nbval-lax", "notebooks", "solutions"]),
     ("grading", PYTEST + ["-n", "2", "-m", "grading", "tests"]),
+    # wall time and peak RSS of each chapter on this machine, against the course budget
+    ("budget", [str(BIN / "longctx-lab"), "bench", "notebooks", "--executed-dir", "build/executed"]),
     ("browser", PYTEST + ["-m", "browser", "tests"]),
 ]
 
@@ -56,6 +59,9 @@ def main() -> int:
     only = set(sys.argv[1:])
     results = []
     total_start = time.monotonic()
+    install = ROOT / ".venv" / ".install-seconds"
+    if install.exists() and not only:
+        results.append(("install", 0, float(install.read_text().strip() or 0), {}))
     for name, cmd in STAGES:
         if only and name not in only:
             continue
@@ -67,7 +73,7 @@ def main() -> int:
     for name, rc, elapsed, counts in results:
         for k, v in counts.items():
             totals[k] = totals.get(k, 0) + v
-        desc = ", ".join(f"{v} {k}" for k, v in counts.items()) or "-"
+        desc = ", ".join(f"{v} {k}" for k, v in counts.items()) or ("(make setup)" if name == "install" else "-")
         print(f"{name:<12} {'ok' if rc == 0 else 'FAIL':<6} {elapsed:8.1f}  {desc}")
     print(f"{'total':<12} {'':<6} {total:8.1f}")
     failed_stages = [name for name, rc, *_ in results if rc != 0]
