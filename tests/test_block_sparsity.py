@@ -156,3 +156,14 @@ def test_bad_inputs():
         block_stats(causal_predicate(), 2, q_len=4, head_dim=0)
     with pytest.raises(TypeError, match="padded must be a bool"):
         block_stats(causal_predicate(), 2, q_len=4, padded="yes")
+
+
+@given(q_len=st.integers(1, 60), extra=st.integers(0, 20), w=st.integers(1, 20), causal=st.booleans(),
+       bq=st.integers(1, 16), bk=st.integers(1, 16))
+def test_matches_the_tiled_kernels_tile_map(q_len, extra, w, causal, bq, bk):
+    """Chapter 4's tiled FlashAttention decides which tiles to load with its own rule: same answer."""
+    tiled = pytest.importorskip("longctx_lab.attention.tiled")
+    kv_len = q_len + extra
+    theirs = tiled.tile_map(q_len, kv_len, causal=causal, window=w, block_q=bq, block_k=bk)
+    ours = classify_blocks(sliding_window_predicate(w, causal=causal), bq, bk, q_len=q_len, kv_len=kv_len)
+    assert torch.equal(ours.to(torch.int64), theirs)

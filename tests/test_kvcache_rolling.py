@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from longctx_lab import cost
 from longctx_lab.attention.masks import sliding_window_mask
 from longctx_lab.attention.reference import naive_attention
-from longctx_lab.kvcache.rolling import RollingKVCache, decode_with_rolling_cache, rolling_slot
+from longctx_lab.kvcache.rolling import RollingKVCache, decode_with_rolling_cache, rolling_memory_table, rolling_slot
 
 
 def qkv(batch, heads, kv_heads, n, d, seed, dtype=torch.float64):
@@ -105,3 +105,16 @@ def test_bad_inputs():
         decode_with_rolling_cache(q, k, v, 0)
     with pytest.raises(ValueError, match="same sequence length"):
         decode_with_rolling_cache(q[:, :, :3], k, v, 2)
+
+
+def test_memory_table():
+    rows = rolling_memory_table([1000, 4096, 10_000], window=4096, n_layers=32, n_kv_heads=8, head_dim=128)
+    per_token = 2 * 32 * 8 * 128 * 2
+    assert [r["full_bytes"] for r in rows] == [1000 * per_token, 4096 * per_token, 10_000 * per_token]
+    assert [r["rolling_bytes"] for r in rows] == [1000 * per_token, 4096 * per_token, 4096 * per_token]
+    assert rows[0]["saved"] == 0 and rows[1]["saved"] == 0
+    assert rows[2]["saved"] == pytest.approx(1 - 4096 / 10_000)
+    with pytest.raises(ValueError, match="window must be an integer >= 1, got 0"):
+        rolling_memory_table([10], window=0, n_layers=1, n_kv_heads=1, head_dim=1)
+    with pytest.raises(TypeError, match="seq_lens must be a sequence"):
+        rolling_memory_table(10, window=4, n_layers=1, n_kv_heads=1, head_dim=1)

@@ -288,3 +288,21 @@ def test_bad_values_are_rejected():
         document_predicate([4, 4])(0, 8)
     with pytest.raises(ValueError, match="at least one MaskPredicate"):
         or_masks()
+
+
+@given(n=st.integers(1, 30), w=st.integers(1, 10), lengths=st.lists(st.integers(1, 6), min_size=1, max_size=5))
+def test_matches_hugging_face_mask_functions(n, w, lengths):
+    """transformers' masking_utils: same causal window; its bidirectional window counts |q - k| <= w."""
+    mu = pytest.importorskip("transformers.masking_utils")
+    q = torch.arange(n)[:, None]
+    k = torch.arange(n)[None, :]
+    hf_causal = mu.sliding_window_causal_mask_function(w)(0, 0, q, k)
+    assert torch.equal(hf_causal.expand(n, n), sliding_window_predicate(w).dense(n))
+    hf_bidir = mu.sliding_window_bidirectional_mask_function(w - 1)(0, 0, q, k) if w > 1 else None
+    if hf_bidir is not None:
+        assert torch.equal(hf_bidir.expand(n, n), sliding_window_predicate(w, causal=False).dense(n))
+    ids = document_ids(lengths)[None, :]
+    m = len(ids[0])
+    qq, kk = torch.arange(m)[:, None], torch.arange(m)[None, :]
+    hf_packed = mu.packed_sequence_mask_function(ids)(0, 0, qq, kk)
+    assert torch.equal(hf_packed, document_predicate(lengths, causal=False).dense(m))

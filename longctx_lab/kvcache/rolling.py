@@ -18,8 +18,9 @@ import torch
 
 from longctx_lab._validate import check_int, check_qkv, check_tensor
 from longctx_lab.attention.reference import naive_attention
+from longctx_lab.cost import kv_cache_bytes
 
-__all__ = ["RollingKVCache", "decode_with_rolling_cache", "rolling_slot"]
+__all__ = ["RollingKVCache", "decode_with_rolling_cache", "rolling_memory_table", "rolling_slot"]
 
 
 def rolling_slot(position: int, window: int) -> int:
@@ -127,3 +128,25 @@ def decode_with_rolling_cache(
         cache.append(k[:, :, t:t + 1], v[:, :, t:t + 1])
         out[:, :, t:t + 1] = cache.attend(q[:, :, t:t + 1], scale=scale)
     return out
+
+
+def rolling_memory_table(
+    seq_lens, *, window: int, n_layers: int, n_kv_heads: int, head_dim: int, dtype="fp16", batch: int = 1
+) -> list[dict]:
+    """KV-cache bytes of a full cache and of a rolling buffer of ``window`` slots, per sequence length.
+
+    Each row: ``seq_len``, ``full_bytes`` (all ``seq_len`` tokens), ``rolling_bytes``
+    (``min(seq_len, window)`` tokens) and ``saved`` (the fraction of the full cache the buffer saves),
+    all layers, K and V, from :func:`longctx_lab.cost.kv_cache_bytes`.
+    """
+    window = check_int("window", window, minimum=1)
+    if isinstance(seq_lens, (str, bytes)) or not hasattr(seq_lens, "__iter__"):
+        raise TypeError(f"seq_lens must be a sequence of integers, got {type(seq_lens).__name__}")
+    shape = {"n_layers": n_layers, "n_kv_heads": n_kv_heads, "head_dim": head_dim, "dtype": dtype, "batch": batch}
+    rows = []
+    for n in seq_lens:
+        n = check_int("seq_lens[i]", n, minimum=1)
+        full = kv_cache_bytes(n, **shape)
+        rolling = kv_cache_bytes(min(n, window), **shape)
+        rows.append({"seq_len": n, "full_bytes": full, "rolling_bytes": rolling, "saved": 1 - rolling / full})
+    return rows
