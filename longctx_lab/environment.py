@@ -7,7 +7,8 @@ Binder, Colab with or without a GPU):
   longctx-lab declares** (:func:`version_problems`, read from the installed package metadata, so
   the ranges are exactly those of ``pyproject.toml``), each with the command that fixes it;
 - whether a CUDA GPU is there and which attention path runs (Triton kernels or the PyTorch tiled
-  path), printed by :func:`describe_runtime` (what the chapters' install cell calls);
+  path), printed by :func:`describe_runtime` (what the chapters' install cell calls, see
+  ``tools/colab_cell.py``);
 - the full report of ``longctx-lab env`` (:func:`report` and :func:`format_report`).
 """
 
@@ -244,10 +245,10 @@ def format_report(info: dict) -> str:
     return "\n".join(lines)
 
 
-def describe_runtime() -> str:
-    """Print and return what will run where: the GPU (or none), the attention path, version problems.
+def runtime_description() -> str:
+    """What will run where: the GPU (or none), the attention path, and any out-of-range packages.
 
-    Quick (no subprocess, no Triton import): this is what each chapter's install cell calls.
+    Quick (no subprocess, no Triton import), so every chapter's install cell can afford it.
     """
     import torch
 
@@ -264,8 +265,10 @@ def describe_runtime() -> str:
              f"GPU         {gpu}",
              f"Attention   {_attention_path(cuda, has_triton)}{bf16}"]
     problems = format_problems(version_problems())
-    if problems:
-        lines.append(problems)
-    text = "\n".join(lines)
-    print(text)
-    return text
+    lines.append(problems or "Versions    every installed package is inside the ranges longctx-lab declares")
+    return "\n".join(lines)
+
+
+def describe_runtime() -> None:
+    """Print :func:`runtime_description` (what each chapter's install cell calls)."""
+    print(runtime_description())
