@@ -54,7 +54,7 @@ class SoftmaxState(NamedTuple):
 
 def _safe_max(m: torch.Tensor) -> torch.Tensor:
     """``m`` with ``-inf`` replaced by 0, so that ``exp(x - m)`` is 0 (not NaN) when ``x = m = -inf``."""
-    return torch.where(torch.isneginf(m), torch.zeros_like(m), m)
+    return m.nan_to_num(nan=float("nan"), posinf=float("inf"), neginf=0.0)
 
 
 def empty_state(
@@ -91,7 +91,11 @@ def update_state(state: SoftmaxState, scores: torch.Tensor, values: torch.Tensor
         return SoftmaxState(m_new, l_new, None)
     if values is None:
         raise ValueError("the state tracks an output (acc), so values must be given")
-    acc_new = alpha[..., None] * state.acc + torch.matmul(p.to(values.dtype), values).to(state.acc.dtype)
+    p = p.to(values.dtype)
+    if p.dim() == 3 and values.dim() == 3 and values.dtype == state.acc.dtype:
+        acc_new = torch.baddbmm(alpha.unsqueeze(-1) * state.acc, p, values)  # fused: one kernel, no temporaries
+    else:
+        acc_new = alpha[..., None] * state.acc + torch.matmul(p, values).to(state.acc.dtype)
     return SoftmaxState(m_new, l_new, acc_new)
 
 

@@ -112,18 +112,31 @@ def key_block_range(
     return lo // block_k, -(-hi // block_k)
 
 
+def _tile_is_full(q_start, q_end, k_start, k_end, offset, causal, window) -> bool:
+    """True when every (row, key) pair of the tile is visible, so no element mask is needed."""
+    p_first, p_last = q_start + offset, q_end - 1 + offset
+    if causal and k_end - 1 > p_first:  # some key lies right of some row's diagonal
+        return False
+    if window is not None:
+        if p_last - k_start >= window:  # some key lies beyond the window to the left
+            return False
+        if not causal and (k_end - 1) - p_first >= window:  # ... or to the right
+            return False
+    return True
+
+
 def _tile_keep(q_start, q_end, k_start, k_end, offset, causal, window, device):
     """Boolean ``(q_end - q_start, k_end - k_start)`` mask of a tile, or ``None`` if nothing is masked."""
-    if not causal and window is None:
+    if _tile_is_full(q_start, q_end, k_start, k_end, offset, causal, window):
         return None
     q_pos = torch.arange(q_start + offset, q_end + offset, device=device)[:, None]
     k_pos = torch.arange(k_start, k_end, device=device)[None, :]
-    keep = torch.ones(q_end - q_start, k_end - k_start, dtype=torch.bool, device=device)
     if causal:
-        keep &= k_pos <= q_pos
-    if window is not None:
-        keep &= (q_pos - k_pos).abs() < window
-    return None if bool(keep.all()) else keep
+        keep = k_pos <= q_pos
+        if window is not None:
+            keep &= q_pos - k_pos < window
+        return keep
+    return (q_pos - k_pos).abs() < window
 
 
 def tile_map(
@@ -156,40 +169,53 @@ def tile_map(
     return tiles
 
 
-def _query_tile(x_grouped: torch.Tensor, qs: int, qe: int, dtype) -> torch.Tensor:
-    """Rows ``[qs, qe)`` of ``(B, Hkv, G, L, D)`` stacked into ``(B, Hkv, G * (qe - qs), D)``."""
-    b, hkv, g, _, d = x_grouped.shape
-    return x_grouped[:, :, :, qs:qe, :].reshape(b, hkv, g * (qe - qs), d).to(dtype)
+def _grouped(x: torch.Tensor, kv_heads: int, dtype) -> torch.Tensor:
+    """``(B, H, L, D)`` -> ``(B * kv_heads, group, L, D)`` in ``dtype`` (a view when nothing changes).
+
+    Query head ``h = kv * group + g`` lands at ``[b * kv_heads + kv, g]``: the heads that share KV
+    head ``kv`` sit together, so a tile of them can be multiplied by that KV head's K/V directly.
+    """
+    b, h, length, d = x.shape
+    return x.reshape(b * kv_heads, h // kv_heads, length, d).to(dtype)
+
+
+def _rows(x_grouped: torch.Tensor, qs: int, qe: int) -> torch.Tensor:
+    """Rows ``[qs, qe)`` of every head of a group, stacked: ``(BK, G, L, D)`` -> ``(BK, G * (qe - qs), D)``."""
+    bk, g, _, d = x_grouped.shape
+    return x_grouped[:, :, qs:qe].reshape(bk, g * (qe - qs), d)
 
 
 def _forward(q, k, v, causal, window, scale, block_q, block_k):
-    """Validated inputs -> ``(out, lse)`` with ``lse`` in the accumulation dtype."""
+    """Validated inputs -> ``(out, lse)`` with ``lse`` in the accumulation dtype.
+
+    Works on ``(batch * kv_heads, rows, head_dim)`` blocks so every product is one batched matmul.
+    """
     batch, heads, q_len, head_dim = q.shape
     kv_heads, kv_len = k.shape[1], k.shape[2]
     group = heads // kv_heads
     acc = _acc_dtype(q.dtype)
     offset = kv_len - q_len
-    qg = q.reshape(batch, kv_heads, group, q_len, head_dim)
-    out = torch.empty(batch, kv_heads, group, q_len, head_dim, dtype=q.dtype, device=q.device)
-    lse = torch.empty(batch, kv_heads, group, q_len, dtype=acc, device=q.device)
+    qg = _grouped(q, kv_heads, acc)
+    k3 = k.reshape(batch * kv_heads, kv_len, head_dim).to(acc)
+    v3 = v.reshape(batch * kv_heads, kv_len, head_dim).to(acc)
+    out = torch.empty(batch * kv_heads, group, q_len, head_dim, dtype=q.dtype, device=q.device)
+    lse = torch.empty(batch * kv_heads, group, q_len, dtype=acc, device=q.device)
     for qs in range(0, q_len, block_q):
         qe = min(qs + block_q, q_len)
         rows = qe - qs
-        q_tile = _query_tile(qg, qs, qe, acc)
-        state = empty_state((batch, kv_heads, group * rows), head_dim, dtype=acc, device=q.device)
+        q_tile = _rows(qg, qs, qe) * scale  # (BK, group * rows, D), scale folded in once per block
+        state = empty_state((batch * kv_heads, group * rows), head_dim, dtype=acc, device=q.device)
         first, last = key_block_range(qs, qe, q_len, kv_len, causal=causal, window=window, block_k=block_k)
         for kb in range(first, last):
             ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
-            k_tile = k[:, :, ks:ke, :].to(acc)
-            v_tile = v[:, :, ks:ke, :].to(acc)
-            scores = torch.matmul(q_tile, k_tile.transpose(-2, -1)) * scale
+            scores = torch.bmm(q_tile, k3[:, ks:ke].transpose(1, 2))  # one tile of S, never more
             keep = _tile_keep(qs, qe, ks, ke, offset, causal, window, q.device)
             if keep is not None:
                 scores = scores.masked_fill(~keep.repeat(group, 1), float("-inf"))
-            state = update_state(state, scores, v_tile)
+            state = update_state(state, scores, v3[:, ks:ke])
         o_tile, lse_tile = finalize(state)
-        out[:, :, :, qs:qe, :] = o_tile.reshape(batch, kv_heads, group, rows, head_dim).to(q.dtype)
-        lse[:, :, :, qs:qe] = lse_tile.reshape(batch, kv_heads, group, rows)
+        out[:, :, qs:qe] = o_tile.reshape(batch * kv_heads, group, rows, head_dim).to(q.dtype)
+        lse[:, :, qs:qe] = lse_tile.reshape(batch * kv_heads, group, rows)
     return out.reshape(batch, heads, q_len, head_dim), lse.reshape(batch, heads, q_len)
 
 
@@ -233,20 +259,21 @@ def _backward(q, k, v, out, lse, dout, causal, window, scale, block_q, block_k):
     batch, heads, q_len, head_dim = q.shape
     kv_heads, kv_len = k.shape[1], k.shape[2]
     group = heads // kv_heads
+    bk = batch * kv_heads
     acc = _acc_dtype(q.dtype)
     offset = kv_len - q_len
     # Pre-pass: delta_i = rowsum(dO_i * O_i) = sum_j P_ij dP_ij, one number per query row.
-    delta = (dout.to(acc) * out.to(acc)).sum(dim=-1).reshape(batch, kv_heads, group, q_len)
+    delta = (dout.to(acc) * out.to(acc)).sum(dim=-1).reshape(bk, group, q_len)
     # Rows with lse = -inf saw no key; +inf makes their recomputed probabilities exp(s - inf) = 0.
-    lse = lse.to(acc)
-    lse = torch.where(torch.isneginf(lse), torch.full_like(lse, float("inf")), lse).reshape(
-        batch, kv_heads, group, q_len
-    )
-    qg = q.reshape(batch, kv_heads, group, q_len, head_dim)
-    dog = dout.reshape(batch, kv_heads, group, q_len, head_dim)
-    dq = torch.zeros(batch, kv_heads, group, q_len, head_dim, dtype=acc, device=q.device)
-    dk = torch.empty(batch, kv_heads, kv_len, head_dim, dtype=acc, device=q.device)
-    dv = torch.empty(batch, kv_heads, kv_len, head_dim, dtype=acc, device=q.device)
+    lse = lse.to(acc).nan_to_num(nan=float("nan"), posinf=float("inf"), neginf=float("inf"))
+    lse = lse.reshape(bk, group, q_len)
+    qg = _grouped(q, kv_heads, acc)
+    dog = _grouped(dout, kv_heads, acc)
+    k3 = k.reshape(bk, kv_len, head_dim).to(acc)
+    v3 = v.reshape(bk, kv_len, head_dim).to(acc)
+    dq = torch.zeros(bk, group, q_len, head_dim, dtype=acc, device=q.device)
+    dk = torch.empty(bk, kv_len, head_dim, dtype=acc, device=q.device)
+    dv = torch.empty(bk, kv_len, head_dim, dtype=acc, device=q.device)
 
     q_blocks = []
     for qs in range(0, q_len, block_q):
@@ -258,31 +285,31 @@ def _backward(q, k, v, out, lse, dout, causal, window, scale, block_q, block_k):
     # fast memory while the query blocks that see key block j stream past; dQ is accumulated.
     for kb in range(-(-kv_len // block_k)):
         ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
-        k_tile = k[:, :, ks:ke, :].to(acc)
-        v_tile = v[:, :, ks:ke, :].to(acc)
+        k_tile, v_tile = k3[:, ks:ke], v3[:, ks:ke]
         dk_tile = torch.zeros_like(k_tile)
         dv_tile = torch.zeros_like(v_tile)
         for qs, qe, first, last in q_blocks:
             if not first <= kb < last:
                 continue  # this tile was skipped in the forward pass too
             rows = qe - qs
-            q_tile = _query_tile(qg, qs, qe, acc)
-            do_tile = _query_tile(dog, qs, qe, acc)
-            lse_tile = lse[:, :, :, qs:qe].reshape(batch, kv_heads, group * rows, 1)
-            delta_tile = delta[:, :, :, qs:qe].reshape(batch, kv_heads, group * rows, 1)
-            scores = torch.matmul(q_tile, k_tile.transpose(-2, -1)) * scale
+            q_tile = _rows(qg, qs, qe)
+            do_tile = _rows(dog, qs, qe)
+            lse_tile = lse[:, :, qs:qe].reshape(bk, group * rows, 1)
+            delta_tile = delta[:, :, qs:qe].reshape(bk, group * rows, 1)
+            scores = torch.bmm(q_tile * scale, k_tile.transpose(1, 2))
             keep = _tile_keep(qs, qe, ks, ke, offset, causal, window, q.device)
             if keep is not None:
                 scores = scores.masked_fill(~keep.repeat(group, 1), float("-inf"))
             p = torch.exp(scores - lse_tile)  # recomputed probabilities P_ij
-            dv_tile += torch.matmul(p.transpose(-2, -1), do_tile)  # dV_j += P^T dO_i
-            dp = torch.matmul(do_tile, v_tile.transpose(-2, -1))  # dP = dO_i V_j^T
+            dv_tile += torch.bmm(p.transpose(1, 2), do_tile)  # dV_j += P^T dO_i
+            dp = torch.bmm(do_tile, v_tile.transpose(1, 2))  # dP = dO_i V_j^T
             ds = p * (dp - delta_tile)  # dS = P * (dP - delta_i)
-            dq[:, :, :, qs:qe, :] += (torch.matmul(ds, k_tile) * scale).reshape(batch, kv_heads, group, rows, head_dim)
-            dk_tile += torch.matmul(ds.transpose(-2, -1), q_tile) * scale  # dK_j += scale dS^T Q_i
-        dk[:, :, ks:ke, :] = dk_tile
-        dv[:, :, ks:ke, :] = dv_tile
-    return dq.reshape(batch, heads, q_len, head_dim).to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
+            dq[:, :, qs:qe] += (torch.bmm(ds, k_tile) * scale).reshape(bk, group, rows, head_dim)
+            dk_tile += torch.bmm(ds.transpose(1, 2), q_tile) * scale  # dK_j += scale dS^T Q_i
+        dk[:, ks:ke] = dk_tile
+        dv[:, ks:ke] = dv_tile
+    dq = dq.reshape(batch, heads, q_len, head_dim).to(q.dtype)
+    return dq, dk.reshape(k.shape).to(k.dtype), dv.reshape(v.shape).to(v.dtype)
 
 
 def tiled_attention_backward(
