@@ -291,3 +291,14 @@ def test_bad_inputs():
         tiled_attention_backward(q, k, k, None, lse, out)
     with pytest.raises(ValueError, match="q_end must be <= q_len"):
         key_block_range(0, 9, 8, 8)
+
+
+def test_thread_count_is_restored():
+    # Small tiles run single-threaded (see tiled._threads_for); the caller's setting must survive,
+    # also when the call raises.
+    before = torch.get_num_threads()
+    _, _, _, _, (q, k, v) = _inputs(1, 2, 1, 40, 40, 8, torch.float32, 0)
+    tiled_attention_forward(q, k, v, causal=True)
+    out = tiled_attention(q.requires_grad_(True), k, v, causal=True)
+    out.sum().backward()
+    assert torch.get_num_threads() == before

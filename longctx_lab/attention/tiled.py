@@ -36,6 +36,7 @@ the output is cast back to the input dtype.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -185,6 +186,26 @@ def _rows(x_grouped: torch.Tensor, qs: int, qe: int) -> torch.Tensor:
     return x_grouped[:, :, qs:qe].reshape(bk, g * (qe - qs), d)
 
 
+# Below this many multiply-adds per tile product, splitting one op across threads costs more than it
+# saves: each op opens an OpenMP parallel region, and on a busy machine a region waits for its slowest
+# thread. Measured here (2 cores, other work running): one thread made the n = 2048 forward 10x faster.
+_PARALLEL_TILE_WORK = 1 << 21
+
+
+@contextlib.contextmanager
+def _threads_for(tile_work: int):
+    """Run tile-sized ops single-threaded when the tiles are small; restore the thread count after."""
+    before = torch.get_num_threads()
+    if tile_work >= _PARALLEL_TILE_WORK or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _forward(q, k, v, causal, window, scale, block_q, block_k):
     """Validated inputs -> ``(out, lse)`` with ``lse`` in the accumulation dtype.
 
@@ -219,6 +240,11 @@ def _forward(q, k, v, causal, window, scale, block_q, block_k):
     return out.reshape(batch, heads, q_len, head_dim), lse.reshape(batch, heads, q_len)
 
 
+def _tile_work(q: torch.Tensor, k: torch.Tensor, block_q: int, block_k: int) -> int:
+    """Multiply-adds of one tile product over all (batch, head) pairs: the size of each batched op."""
+    return q.shape[0] * q.shape[1] * min(block_q, q.shape[2]) * min(block_k, k.shape[2]) * q.shape[3]
+
+
 def _public_lse(lse: torch.Tensor) -> torch.Tensor:
     return lse if lse.dtype == torch.float64 else lse.to(torch.float32)
 
@@ -250,7 +276,7 @@ def tiled_attention_forward(
     """
     check_qkv(q, k, v)
     causal, window, scale, block_q, block_k = _check_options(causal, window, scale, block_q, block_k, q.shape[-1])
-    with torch.no_grad():
+    with torch.no_grad(), _threads_for(_tile_work(q, k, block_q, block_k)):
         out, lse = _forward(q, k, v, causal, window, scale, block_q, block_k)
     return out, _public_lse(lse)
 
@@ -354,7 +380,7 @@ def tiled_attention_backward(
             raise ValueError(f"{name} must be on {q.device} like q, got {t.device}")
         if not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
-    with torch.no_grad():
+    with torch.no_grad(), _threads_for(_tile_work(q, k, block_q, block_k)):
         return _backward(q, k, v, out, lse, dout, causal, window, scale, block_q, block_k)
 
 
@@ -366,7 +392,8 @@ class TiledAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, causal, window, scale, block_q, block_k):
-        out, lse = _forward(q, k, v, causal, window, scale, block_q, block_k)
+        with _threads_for(_tile_work(q, k, block_q, block_k)):
+            out, lse = _forward(q, k, v, causal, window, scale, block_q, block_k)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.options = (causal, window, scale, block_q, block_k)
         public_lse = _public_lse(lse)
@@ -377,7 +404,9 @@ class TiledAttention(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, dout, _dlse):
         q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = _backward(q, k, v, out, lse, dout, *ctx.options)
+        block_q, block_k = ctx.options[3:]
+        with _threads_for(_tile_work(q, k, block_q, block_k)):
+            dq, dk, dv = _backward(q, k, v, out, lse, dout, *ctx.options)
         return dq, dk, dv, None, None, None, None, None
 
 
