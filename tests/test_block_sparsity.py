@@ -21,6 +21,15 @@ from longctx_lab.attention.mask_predicates import (
 from longctx_lab.attention.masks import sliding_window_mask
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tensors are tiny: on a busy 2-core machine, thread hand-offs cost more than the work."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def brute_classes(dense, bq, bk):
     q_len, kv_len = dense.shape
     out = []
@@ -115,6 +124,7 @@ def test_tile_counts_shapes():
     assert int(valid.sum()) == 100
 
 
+@pytest.mark.slow  # importing FlexAttention pulls in torch._dynamo: several seconds
 @pytest.mark.parametrize("block", [16, 32])
 def test_matches_flex_attention_block_mask(block):
     """FlexAttention's create_block_mask counts partial and full key blocks per query block."""

@@ -31,6 +31,15 @@ from longctx_lab.attention.masks import build_mask, causal_mask, sliding_window_
 from longctx_lab.attention.reference import naive_attention
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tensors are tiny: on a busy 2-core machine, thread hand-offs cost more than the work."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def brute(rule, q_len, kv_len=None):
     """Dense mask from a plain Python rule(p, j) over absolute positions, bottom-right aligned."""
     kv_len = q_len if kv_len is None else kv_len
@@ -217,6 +226,7 @@ def test_predicate_accepts_ints_and_broadcast_tensors():
     assert out.shape == (4, 6) and out.dtype == torch.bool
 
 
+@pytest.mark.slow  # importing FlexAttention pulls in torch._dynamo: several seconds
 def test_flex_attention_runs_our_predicates_as_mask_mods():
     """The same rule drives a real kernel-side block mask: FlexAttention (eager on CPU)."""
     fa = pytest.importorskip("torch.nn.attention.flex_attention")
