@@ -67,7 +67,9 @@ def kernel_config(kernel: str, cc: int | None, head_dim: int, elem_bytes: int) -
 
     The numbers start from the configurations Triton's fused-attention tutorial and
     FlashAttention-2 use (128x64 forward tiles on A100/H100, 32x128 key-major tiles for dK/dV) and
-    were cut down where the ahead-of-time compiles showed shared memory above the limit.
+    were cut down where the ahead-of-time compiles showed shared memory above (or at) the limit;
+    ``benchmarks/results/aot-compile.json`` records what each one needs. They are compile-checked,
+    not tuned on hardware: no GPU was available when they were chosen.
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
@@ -89,24 +91,29 @@ def kernel_config(kernel: str, cc: int | None, head_dim: int, elem_bytes: int) -
 
     if kernel == "fwd":
         if arch == 75:
-            # Turing: 64 KiB of shared memory and no cp.async; 64-row tiles, one stage for big tiles.
-            return KernelConfig(64, 64 if not (big_d and fp32) else 32, 4, 1 if (big_d or fp32) else 2)
-        stages = 2 if big_d else 3
+            # Turing: 64 KiB of shared memory per block and no cp.async, so smaller key tiles.
+            if fp32:
+                return KernelConfig(64, 16, 4, 1) if big_d else KernelConfig(64, 32, 4, 1)
+            return KernelConfig(64, 32 if big_d else 64, 4, 2)
         if fp32:
-            return KernelConfig(64, 64 if not big_d else 32, 4, 2)
-        return KernelConfig(128, 64, 8 if big_d else 4, stages)
+            return KernelConfig(64, 32, 8, 2)
+        return KernelConfig(128, 64, 8 if big_d else 4, 2 if big_d else 3)
 
     if kernel == "bwd_dkdv":
         # Key-major: a BLOCK_N x HEAD_DIM tile of K and V stays resident; Q and dO tiles stream past.
         if arch == 75:
-            return KernelConfig(32, 64 if not (big_d or fp32) else 32, 4, 1)
+            if fp32:
+                return KernelConfig(16 if big_d else 32, 32, 8 if big_d else 4, 1)
+            return KernelConfig(32, 32, 8, 1) if big_d else KernelConfig(32, 64, 4, 1)
         if fp32:
-            return KernelConfig(32, 64, 4, 2 if not big_d else 1)
-        return KernelConfig(32, 128 if not big_d else 64, 4 if not big_d else 8, 3 if not big_d else 2)
+            return KernelConfig(32, 64, 8, 1)
+        return KernelConfig(32, 64, 8, 2) if big_d else KernelConfig(32, 128, 4, 3)
 
     # bwd_dq: query-major, K and V tiles stream past a resident Q/dO tile.
     if arch == 75:
-        return KernelConfig(64 if not (big_d or fp32) else 32, 32, 4, 1)
+        if fp32:
+            return KernelConfig(16 if big_d else 32, 32, 8 if big_d else 4, 1)
+        return KernelConfig(32, 32, 8, 1) if big_d else KernelConfig(64, 32, 4, 1)
     if fp32:
-        return KernelConfig(64, 32, 4, 2 if not big_d else 1)
-    return KernelConfig(128 if not big_d else 64, 32 if big_d else 64, 4 if not big_d else 8, 2)
+        return KernelConfig(64, 32, 8, 1)
+    return KernelConfig(64, 32, 8, 2) if big_d else KernelConfig(128, 64, 4, 2)

@@ -1,0 +1,244 @@
+"""Ahead-of-time compile of the FlashAttention kernels for GPU targets, on a machine without a GPU.
+
+``triton.compile(ASTSource(fn, signature, constexprs, attrs), target=GPUTarget("cuda", cc, 32))``
+runs the whole Triton pipeline (TTIR, TTGIR, LLVM IR, PTX, and ``ptxas`` to a cubin) for a chosen
+architecture without touching a device. The metadata of the result gives the shared memory one
+thread block needs, which must fit the architecture's limit (:data:`SHARED_MEMORY_LIMIT`) or the
+launch would fail on a real GPU. :func:`compile_matrix` compiles the variants a run can produce
+with the tile sizes :func:`longctx_lab.kernels.config.kernel_config` picks for that architecture.
+
+Variants. Everything a launch turns into a constexpr is a separate compile: ``HEAD_DIM``, the
+tiles, ``IS_CAUSAL``, ``HAS_WINDOW``, ``DOT_PRECISION`` (fp32 inputs) and the element type. Triton also
+specialises an integer argument equal to 1 into a constant, so ``GROUP == 1`` (multi-head) and
+``GROUP > 1`` (grouped-query) are different programs too: ``gqa=False`` compiles ``GROUP`` as the
+constant 1, ``gqa=True`` as a runtime ``i32``.
+
+Command line (used by ``tests/kernels_aot``, in a process without ``TRITON_INTERPRET``)::
+
+    python -m longctx_lab.kernels.aot --cc 80 --kernel fwd [--json benchmarks/results/aot-compile.json]
+
+prints one JSON object per compiled variant and merges them into the JSON file. This module imports
+triton but not torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from longctx_lab.kernels.config import KERNELS, SHARED_MEMORY_LIMIT, KernelConfig, kernel_config
+
+#: Architectures the course targets: T4 (Colab), A100, H100.
+TARGET_CCS: tuple[int, ...] = (75, 80, 90)
+
+_ELEM_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
+_DATA_POINTERS = {"Q", "K", "V", "Out", "DO", "DQ", "DK", "DV"}
+_FP32_POINTERS = {"Lse", "Delta"}
+_INT_ARGS = {"H", "GROUP", "M", "N", "WINDOW"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One compile: a kernel, an element type, a head dim and the mask/GQA flags."""
+
+    kernel: str
+    dtype: str
+    head_dim: int
+    causal: bool = False
+    window: bool = False
+    gqa: bool = False
+
+    @property
+    def key(self) -> str:
+        if self.kernel == "bwd_preprocess":
+            return f"{self.kernel}/{self.dtype}/d{self.head_dim}"
+        mask = ("causal" if self.causal else "full") + ("+window" if self.window else "")
+        return f"{self.kernel}/{self.dtype}/d{self.head_dim}/{mask}/{'gqa' if self.gqa else 'mha'}"
+
+
+def variant_matrix(cc: int, kernel: str) -> list[Variant]:
+    """The lean set of variants compiled per architecture and kernel.
+
+    Largest head dim (128, the most shared memory) in fp16 with three flag combinations that set
+    every flag both ways (causal, window, GQA); fp16 at head dim 64 (the tile-table row shared by
+    16, 32 and 64, which need less memory); bf16 (not on sm_75, which has no bf16 tensor cores)
+    and fp32 (twice the bytes per tile) at head dim 128. The masks do not change the tiles, so
+    they change the generated code but not the shared memory.
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if kernel == "bwd_preprocess":
+        dtypes = ["fp16"] + (["bf16"] if cc >= 80 else []) + ["fp32"]
+        return [Variant(kernel, dt, 128) for dt in dtypes]
+    out = [
+        Variant(kernel, "fp16", 128, causal=False, window=False, gqa=False),
+        Variant(kernel, "fp16", 128, causal=True, window=True, gqa=True),
+        Variant(kernel, "fp16", 128, causal=False, window=True, gqa=False),
+        Variant(kernel, "fp16", 64, causal=True, window=False, gqa=True),
+    ]
+    if cc >= 80:
+        out.append(Variant(kernel, "bf16", 128, causal=True, window=True, gqa=True))
+    out.append(Variant(kernel, "fp32", 128, causal=True, window=False, gqa=True))
+    return out
+
+
+def _signature_and_constants(fn, variant: Variant, cc: int, cfg: KernelConfig | None):
+    cfg = cfg or kernel_config(variant.kernel, cc, variant.head_dim, _ELEM_BYTES[variant.dtype])
+    constexpr_values = {
+        "HEAD_DIM": variant.head_dim,
+        "BLOCK_M": cfg.block_m,
+        "BLOCK_N": cfg.block_n,
+        "IS_CAUSAL": variant.causal,
+        "HAS_WINDOW": variant.window,
+        "DOT_PRECISION": "ieee" if variant.dtype == "fp32" else "tf32",
+    }
+    signature: dict[str, str] = {}
+    constexprs: dict[str, object] = {}
+    attrs: dict[tuple[int, ...], list] = {}
+    for index, param in enumerate(fn.params):
+        name = param.name
+        if param.is_constexpr:
+            signature[name] = "constexpr"
+            constexprs[name] = constexpr_values[name]
+        elif name == "GROUP" and not variant.gqa:
+            signature[name] = "constexpr"  # what the JIT does with an int argument equal to 1
+            constexprs[name] = 1
+        elif name in _DATA_POINTERS:
+            signature[name] = f"*{variant.dtype}"
+            attrs[(index,)] = [["tt.divisibility", 16]]
+        elif name in _FP32_POINTERS:
+            signature[name] = "*fp32"
+            attrs[(index,)] = [["tt.divisibility", 16]]
+        elif name.startswith("stride_"):
+            signature[name] = "i32"  # head_dim >= 16, so every stride is a multiple of 16
+            attrs[(index,)] = [["tt.divisibility", 16]]
+        elif name in _INT_ARGS:
+            signature[name] = "i32"
+        elif name == "sm_scale":
+            signature[name] = "fp32"
+        else:  # a new kernel argument must be classified here, not guessed
+            raise ValueError(f"don't know the AOT type of argument {name!r} of {fn.__name__}")
+    return signature, constexprs, attrs, cfg
+
+
+def compile_variant(variant: Variant, cc: int, config: KernelConfig | None = None) -> dict:
+    """Compile one variant for ``sm_<cc>``. Returns a record with the shared memory and the launch config.
+
+    ``config`` replaces the configuration of :func:`~longctx_lab.kernels.config.kernel_config` (to try tiles).
+
+    The record's ``error`` is ``None`` on success, else the compiler's message (first 2000 characters).
+    """
+    import triton
+    from triton.backends.compiler import GPUTarget
+
+    from longctx_lab.kernels.flash_kernels import KERNEL_FUNCTIONS, is_interpreted
+
+    if is_interpreted():
+        raise RuntimeError("TRITON_INTERPRET=1 was set when the kernels were defined: AOT compiles need real kernels")
+    if variant.dtype == "bf16" and cc < 80:
+        raise ValueError(f"bf16 needs sm_80 or newer, got cc {cc}")
+    fn = KERNEL_FUNCTIONS[variant.kernel]
+    signature, constexprs, attrs, cfg = _signature_and_constants(fn, variant, cc, config)
+    record = {"cc": cc, "key": variant.key, **asdict(variant), **cfg.as_dict(), "shared": None,
+              "limit": SHARED_MEMORY_LIMIT[cc], "error": None}
+    if variant.kernel == "bwd_preprocess":
+        record["block_n"] = None
+    start = time.perf_counter()
+    try:
+        src = triton.compiler.ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
+        compiled = triton.compile(src, target=GPUTarget("cuda", cc, 32),
+                                  options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
+        record["shared"] = int(compiled.metadata.shared)
+    except Exception as exc:  # report every failing variant, not only the first
+        record["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+    record["seconds"] = round(time.perf_counter() - start, 2)
+    return record
+
+
+def compile_matrix(cc: int, kernels: tuple[str, ...] = KERNELS) -> list[dict]:
+    """Compile :func:`variant_matrix` for every kernel in ``kernels`` on ``sm_<cc>``."""
+    if cc not in SHARED_MEMORY_LIMIT:
+        raise ValueError(f"cc must be one of {sorted(SHARED_MEMORY_LIMIT)}, got {cc!r}")
+    return [compile_variant(v, cc) for kernel in kernels for v in variant_matrix(cc, kernel)]
+
+
+def write_report(records: list[dict], path: str | os.PathLike) -> dict:
+    """Merge ``records`` into the JSON report at ``path`` (created if missing) and return the report.
+
+    Entries are keyed ``sm_<cc>/<variant key>``; the entries of every (cc, kernel) pair present in
+    ``records`` are replaced as a whole, so variants dropped from the matrix disappear. Concurrent
+    writers (parallel test workers) are serialised with a lock file in the temp directory. Compile times are left out so
+    the file only changes when a result changes.
+    """
+    import fcntl
+
+    import triton
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    groups = {(r["cc"], r["kernel"]) for r in records}
+    lock_name = "longctx-aot-" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:16] + ".lock"
+    with open(Path(tempfile.gettempdir(), lock_name), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        report = json.loads(path.read_text()) if path.exists() else {}
+        entries = {
+            k: e for k, e in report.get("entries", {}).items() if (e["cc"], e["kernel"]) not in groups
+        }
+        for r in records:
+            entries[f"sm_{r['cc']}/{r['key']}"] = {k: v for k, v in r.items() if k not in ("key", "seconds")}
+        report = {
+            "what": "shared memory per thread block of each FlashAttention kernel variant, compiled ahead of time "
+                    "with triton.compile(ASTSource(...), target=GPUTarget('cuda', cc, 32)); no GPU involved",
+            "command": "python -m longctx_lab.kernels.aot --cc CC --kernel KERNEL --json <this file>",
+            "triton": triton.__version__,
+            "limits_bytes": {f"sm_{cc}": SHARED_MEMORY_LIMIT[cc] for cc in TARGET_CCS},
+            "entries": dict(sorted(entries.items())),
+        }
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(report, indent=1, sort_keys=False) + "\n")
+        tmp.replace(path)
+    return report
+
+
+def format_table(records: list[dict]) -> str:
+    """A human-readable table: arch, variant, tiles, warps/stages, shared memory vs limit, compile seconds."""
+    lines = [f"{'arch':<6} {'variant':<44} {'tiles':>7} {'w/s':>4} {'shared':>8} {'limit':>7} {'sec':>5}"]
+    for r in records:
+        tiles = f"{r['block_m']}x{r['block_n']}" if r["block_n"] else f"{r['block_m']}"
+        shared = "ERROR" if r["error"] else f"{r['shared'] / 1024:.1f}K"
+        lines.append(
+            f"sm_{r['cc']:<3} {r['key']:<44} {tiles:>7} {r['num_warps']}/{r['num_stages']:<2} "
+            f"{shared:>8} {r['limit'] // 1024:>6}K {r['seconds']:>5.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cc", type=int, action="append", choices=TARGET_CCS,
+                        help="compute capability (repeatable; default: all of %(default)s)")
+    parser.add_argument("--kernel", action="append", choices=KERNELS, help="kernel (repeatable; default: all)")
+    parser.add_argument("--json", help="merge the results into this JSON report")
+    parser.add_argument("--table", action="store_true", help="print a table to stderr as well")
+    args = parser.parse_args(argv)
+    records = []
+    for cc in args.cc or TARGET_CCS:
+        records += compile_matrix(cc, tuple(args.kernel or KERNELS))
+    for r in records:
+        print(json.dumps(r), flush=True)
+    if args.table:
+        print(format_table(records), file=sys.stderr)
+    if args.json:
+        write_report(records, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
