@@ -464,6 +464,7 @@ expected = torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
 grading.check_tensor(grading.call(sliding_window_mask, 4, 2), expected, name="sliding_window_mask(4, 2)")
 ### BEGIN HIDDEN TESTS
 from longctx_lab.attention.masks import sliding_window_mask as reference
+
 for n, w in ((1, 1), (7, 1), (5, 9), (33, 6), (64, 64)):
     got = grading.call(sliding_window_mask, n, w)
     grading.check_tensor(got, reference(n, w), name=f"sliding_window_mask({n}, {w})")
@@ -491,6 +492,7 @@ grading.check_number(grading.call(window_pairs, 3, 10), 6, name="window_pairs(3,
                      hint="a window longer than the sequence is plain causal attention")
 ### BEGIN HIDDEN TESTS
 from longctx_lab.attention.sparse_cost import pairs_sliding_window
+
 for n, w in ((1, 1), (1000, 1), (4096, 4096), (4097, 4096), (10**9, 4096), (200_000, 512)):
     grading.check_number(grading.call(window_pairs, n, w), pairs_sliding_window(n, w), rel_tol=0,
                          name=f"window_pairs({n}, {w})")
@@ -525,6 +527,7 @@ got = _as_list(grading.call(slot_contents, 1, 4), "slot_contents(1, 4)")
 assert got == [0, 1], "slot_contents(1, 4) is wrong: only the slots written so far are listed"
 ### BEGIN HIDDEN TESTS
 from longctx_lab.kvcache.rolling import RollingKVCache
+
 for w in (1, 3, 8):
     cache = RollingKVCache(w, batch=1, kv_heads=1, head_dim=1, dtype=torch.float64)
     for t in range(30):
@@ -554,6 +557,7 @@ grading.check_number(grading.call(receptive_span, 1, 5), 1, name="receptive_span
 ### BEGIN HIDDEN TESTS
 from longctx_lab.attention.mask_predicates import sliding_window_predicate
 from longctx_lab.attention.receptive_field import reachability
+
 for w, L in ((2, 3), (4, 4), (5, 2)):
     n = L * (w - 1) + 5
     exact = int(reachability(sliding_window_predicate(w).dense(n), L)[-1, -1].sum())
@@ -573,11 +577,13 @@ WRONG = {
 def main() -> int:
     import json
 
-    nb = notebook(CHAPTER)
-    write(nb, ROOT / "notebooks" / f"{NAME}.ipynb")
     out = ROOT / "solutions" / NAME
     out.mkdir(parents=True, exist_ok=True)
-    write(notebook(SOLUTION), out / f"{NAME}.ipynb")
+    for cells, path in ((CHAPTER, ROOT / "notebooks" / f"{NAME}.ipynb"), (SOLUTION, out / f"{NAME}.ipynb")):
+        nb = notebook(cells)
+        for i, cell in enumerate(nb.cells):  # stable ids: rebuilding gives no diff
+            cell.id = f"ch03-{i:02d}"
+        write(nb, path)
     (ROOT / "tests" / "grading" / f"{NAME}_wrong.json").write_text(json.dumps(WRONG, indent=1) + "\n")
     print("wrote the chapter, the nbgrader source and the wrong-answer file")
     return 0
