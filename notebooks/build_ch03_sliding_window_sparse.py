@@ -13,6 +13,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from tools.colab_cell import canonical_source  # noqa: E402
 from tools.nbgrader_cells import code as g_code  # noqa: E402
 from tools.nbgrader_cells import markdown as g_markdown  # noqa: E402
 from tools.nbgrader_cells import notebook, solution, tests, write  # noqa: E402
@@ -44,13 +45,7 @@ function it calls lives in `longctx_lab.attention` (`mask_predicates`, `block_sp
 `receptive_field`) and `longctx_lab.kvcache.rolling`, each tested against independent references. Every number in
 the text is printed by a cell, and the source articles' claims are checked beside our own computation at the end.
 """),
-    py(r"""
-# Colab / fresh machine: install the course package if it is missing (a no-op everywhere else).
-import importlib.util
-
-if importlib.util.find_spec("longctx_lab") is None:
-    get_ipython().run_line_magic("pip", "install -q 'longctx-lab @ git+https://github.com/longctx-lab/longctx-lab@main'")
-"""),
+    py(canonical_source()),  # the course-wide install cell (tools/colab_cell.py)
     py(r"""
 import matplotlib.pyplot as plt
 import torch
