@@ -749,10 +749,13 @@ WRONG = {
 
 
 def main() -> int:
-    write(notebook(CHAPTER), ROOT / "notebooks" / f"{NAME}.ipynb")
     out = ROOT / "solutions" / NAME
     out.mkdir(parents=True, exist_ok=True)
-    write(notebook(SOLUTION), out / f"{NAME}.ipynb")
+    for cells, path in ((CHAPTER, ROOT / "notebooks" / f"{NAME}.ipynb"), (SOLUTION, out / f"{NAME}.ipynb")):
+        nb = notebook(cells)
+        for i, cell in enumerate(nb.cells):  # stable ids: rebuilding gives no diff
+            cell.id = f"ch04-{i:02d}"
+        write(nb, path)
     (ROOT / "tests" / "grading" / f"{NAME}_wrong.json").write_text(json.dumps(WRONG, indent=1) + "\n")
     print("wrote the chapter, the nbgrader source and the wrong-answer file")
     return 0
