@@ -53,6 +53,8 @@ class ClaimCheck:
 def _fmt(x: float) -> str:
     if x is None:
         return "-"
+    if float(x).is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}"
     if x == 0 or 1e-3 <= abs(x) < 1e6:
         return f"{x:,.4g}"
     return f"{x:.3e}"

@@ -40,7 +40,9 @@ COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|deselected)")
 def run_stage(name: str, cmd: list[str]) -> tuple[int, float, dict[str, int]]:
     print(f"\n=== stage {name}: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))}", flush=True)
     start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # Two pytest workers on two cores: one intra-op thread each, or torch's thread pools fight.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, env=env)
     elapsed = time.monotonic() - start
     out = proc.stdout + proc.stderr
     sys.stdout.write(out[-6000:] if proc.returncode else "\n".join(out.strip().splitlines()[-3:]) + "\n")

@@ -1,6 +1,6 @@
 """Write notebooks/ch03_sliding_window_sparse.ipynb and its nbgrader source notebook.
 
-Run from the repository root: ``.venv/bin/python notebooks/build_ch03_sliding_window_sparse.py``, then
+Run from the repository root: ``.venv/bin/python tools/build_ch03_sliding_window_sparse.py``, then
 ``make exercises``. The notebooks are stored without outputs; the logic they call lives in the package.
 """
 
