@@ -1,6 +1,6 @@
 """Write notebooks/ch04_flash_attention.ipynb, its nbgrader source notebook and the prepared wrong answer.
 
-Run from the repository root: ``.venv/bin/python notebooks/build_ch04_flash_attention.py``, then
+Run from the repository root: ``.venv/bin/python tools/build_ch04_flash_attention.py``, then
 ``make exercises``. The notebooks are stored without outputs; the logic they call lives in the package
 (``longctx_lab.attention.online_softmax``, ``.tiled``, ``.naive_tiled_snippet``, ``longctx_lab.kernels``).
 """
