@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 # The install stamp changes whenever the dependency files change, so `make` reinstalls then.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: setup lab test test-fast lint exercises book bench clean help
+.PHONY: setup lab test test-fast lint exercises book browser-deps bench clean help
 
 help:
 	@echo "make lab        create .venv if needed, install, open JupyterLab on notebooks/"
 	@echo "make test       create .venv if needed, install, run every check (what CI runs)"
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make book       execute every chapter and render the static HTML course under build/book/"
 	@echo "make bench      run the benchmarks and record JSON under benchmarks/results/"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -31,7 +32,7 @@ setup: $(STAMP)
 lab: setup
 	$(BIN)/jupyter lab notebooks/
 
-test: setup
+test: setup browser-deps
 	$(BIN)/python tools/stages.py
 
 test-fast: setup
@@ -42,6 +43,25 @@ lint: setup
 
 exercises: setup
 	$(BIN)/python tools/make_exercises.py
+
+# Executes every chapter fresh (a cell error fails the build) and renders build/book/ (not committed).
+book: setup
+	$(BIN)/python tools/build_book.py
+
+# Debian's Chromium for the browser test (tests/test_browser.py), installed when missing and apt-get can.
+# Never fails: where it cannot install, the browser test says why and skips (no apt-get, no root).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo "sudo -n" ); \
+	    echo "installing Debian's chromium for the browser test (apt-get)"; \
+	    { $$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+	      >/tmp/longctx-lab-apt-chromium.log 2>&1 \
+	      || echo "browser-deps: apt-get install chromium failed (see /tmp/longctx-lab-apt-chromium.log)"; \
+	  else \
+	    echo "browser-deps: no apt-get here, so no Chromium: the browser test will be skipped"; \
+	  fi; \
+	fi
 
 bench: setup
 	$(BIN)/longctx-lab bench notebooks
