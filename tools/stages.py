@@ -31,6 +31,8 @@ STAGES: list[tuple[str, list[str]]] = [
     ("grading", PYTEST + ["-n", "2", "-m", "grading", "tests"]),
     # wall time and peak RSS of each chapter on this machine, against the course budget
     ("budget", [str(BIN / "longctx-lab"), "bench", "notebooks", "--executed-dir", "build/executed"]),
+    # the static HTML course (make book) rendered from the notebooks `budget` just executed, then checked
+    ("book", [str(BIN / "python"), "tools/build_book.py", "--from-executed", "build/executed"]),
     ("browser", PYTEST + ["-m", "browser", "tests"]),
 ]
 
