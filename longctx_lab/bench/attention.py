@@ -186,7 +186,7 @@ def _measure_gpu_case(impl, batch, heads, n, head_dim, dtype, causal) -> dict:
             call()
             torch.cuda.synchronize()
             row[f"{phase}_peak_bytes"] = torch.cuda.max_memory_allocated() - base
-            row[f"{phase}_ms"] = do_bench(call, warmup=25, rep=100)
+            row[f"{phase}_ms"] = do_bench(call, warmup=25, rep=100, return_mode="median")
         fwd = attention_flops(batch, heads, n, n, head_dim, causal=causal)
         bwd = attention_flops(batch, heads, n, n, head_dim, causal=causal, backward=True)
         row["fwd_tflops"] = fwd / (row["fwd_ms"] * 1e-3) / 1e12
@@ -194,6 +194,8 @@ def _measure_gpu_case(impl, batch, heads, n, head_dim, dtype, causal) -> dict:
         row["status"] = "ok"
     except torch.cuda.OutOfMemoryError:
         row.update(status="oom")
+    except RuntimeError as exc:  # e.g. SDPA's flash backend has no kernel for this GPU or dtype
+        row.update(status="error", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
     finally:
         q = k = v = do = None
         torch.cuda.empty_cache()

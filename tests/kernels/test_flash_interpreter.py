@@ -107,13 +107,13 @@ shapes = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=14)
+@settings(max_examples=24)
 @given(shapes)
 def test_matches_sdpa_fp32(case):
     check_against_sdpa(**case, dtype=torch.float32)
 
 
-@settings(max_examples=14)
+@settings(max_examples=24)
 @given(shapes)
 def test_matches_sdpa_fp16(case):
     check_against_sdpa(**case, dtype=torch.float16)
@@ -132,6 +132,23 @@ def test_matches_sdpa_fp16(case):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_corner_cases(q_len, kv_len, causal, window, dtype):
     check_against_sdpa(2, 2, 2, q_len, kv_len, 32, causal, window, dtype, None, seed=q_len * 100 + kv_len)
+
+
+@pytest.mark.parametrize("window", [15, 16, 17, 31, 33])
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("config", [None, {"block_m": 32, "block_n": 16}, {"block_m": 16, "block_n": 32}])
+def test_window_edges_on_tile_boundaries(window, causal, config):
+    """Windows whose edges fall on, just before and just after tile boundaries, where an off-by-one in the
+    split between masked edge tiles and unmasked interior tiles would show (64 = four 16-row tiles)."""
+    check_against_sdpa(1, 1, 1, 64, 64, 16, causal, window, torch.float32, config, seed=window)
+
+
+@pytest.mark.parametrize("shift", [-15, -14, -2, -1, 1, 2, 14, 15])
+@pytest.mark.parametrize("config", [None, {"block_m": 32, "block_n": 16}, {"block_m": 16, "block_n": 32}])
+def test_causal_diagonal_off_tile_boundaries(shift, config):
+    """kv_len - q_len = shift puts the causal diagonal just off the tile grid (bottom-right alignment), where an
+    off-by-one between diagonal tiles (masked) and tiles below the diagonal (unmasked) would show."""
+    check_against_sdpa(1, 1, 2, 32, 32 + shift, 16, True, None, torch.float32, config, seed=100 + shift)
 
 
 def test_fully_masked_rows_are_zero_with_zero_grads():
