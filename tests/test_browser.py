@@ -43,7 +43,9 @@ SERVER_START_S = 90
 RUN_ALL_S = 240  # the course budget is 120 s per notebook on 2 cores; the browser and server share them
 
 
-def _require_chromium() -> Path:
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's Chromium; skips only where it is missing and cannot be installed (checked before the server starts)."""
     if CHROMIUM.exists():
         return CHROMIUM
     if shutil.which("apt-get") is None:
@@ -154,8 +156,7 @@ def _prompts(page) -> list[str]:
     return page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt").all_text_contents()
 
 
-def test_chapter_1_runs_in_jupyterlab_and_the_quiz_reacts(jupyterlab, tmp_path):
-    chromium = _require_chromium()
+def test_chapter_1_runs_in_jupyterlab_and_the_quiz_reacts(chromium, jupyterlab, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     base, token, root, log_path = jupyterlab
