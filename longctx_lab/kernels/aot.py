@@ -33,7 +33,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from longctx_lab.kernels.config import KERNELS, SHARED_MEMORY_LIMIT, KernelConfig, kernel_config
+from longctx_lab.kernels.config import (
+    KERNELS,
+    ROW_SHARED_MEMORY_LIMIT,
+    SHARED_MEMORY_LIMIT,
+    KernelConfig,
+    config_row,
+    kernel_config,
+)
 
 #: Architectures the course targets: T4 (Colab), A100, H100.
 TARGET_CCS: tuple[int, ...] = (75, 80, 90)
@@ -147,7 +154,8 @@ def compile_variant(variant: Variant, cc: int, config: KernelConfig | None = Non
     fn = KERNEL_FUNCTIONS[variant.kernel]
     signature, constexprs, attrs, cfg = _signature_and_constants(fn, variant, cc, config)
     record = {"cc": cc, "key": variant.key, **asdict(variant), **cfg.as_dict(), "shared": None,
-              "limit": SHARED_MEMORY_LIMIT[cc], "error": None}
+              "limit": SHARED_MEMORY_LIMIT[cc], "row_limit": ROW_SHARED_MEMORY_LIMIT[config_row(cc)],
+              "error": None}
     if variant.kernel == "bwd_preprocess":
         record["block_n"] = None
     start = time.perf_counter()

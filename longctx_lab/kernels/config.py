@@ -23,6 +23,11 @@ SUPPORTED_HEAD_DIMS: tuple[int, ...] = (16, 32, 64, 128)
 #: "Technical Specifications per Compute Capability"): Turing 64 KiB, A100 163 KiB, H100 227 KiB.
 SHARED_MEMORY_LIMIT: dict[int, int] = {75: 64 * 1024, 80: 163 * 1024, 86: 99 * 1024, 89: 99 * 1024, 90: 227 * 1024}
 
+#: The tile table has three rows; every architecture uses one of them (:func:`config_row`). A row's
+#: configurations must fit the smallest limit among the architectures that use it: the sm_80 row also
+#: serves sm_86/sm_89 (RTX 30xx/A10, L4/RTX 40xx) and sm_120 (RTX 50xx), which have 99 KiB per block.
+ROW_SHARED_MEMORY_LIMIT: dict[int, int] = {75: 64 * 1024, 80: 99 * 1024, 90: 227 * 1024}
+
 #: The kernels, in the order a forward + backward pass launches them.
 KERNELS: tuple[str, ...] = ("fwd", "bwd_preprocess", "bwd_dkdv", "bwd_dq")
 
@@ -49,13 +54,15 @@ class KernelConfig:
         return asdict(self)
 
 
-def _arch_family(cc: int) -> int:
-    """Map a compute capability (75, 80, 86, 89, 90, ...) to the row of the table it uses."""
-    if cc >= 90:
+def config_row(cc: int) -> int:
+    """The row of the tile table compute capability ``cc`` uses: 75 (Turing and older), 90 (Hopper),
+    80 (everything else from Ampere on: its tiles fit the 99 KiB of the consumer parts)."""
+    cc = check_int("cc", cc, minimum=70)
+    if cc < 80:
+        return 75
+    if cc == 90:
         return 90
-    if cc >= 80:
-        return 80
-    return 75
+    return 80
 
 
 def kernel_config(kernel: str, cc: int | None, head_dim: int, elem_bytes: int) -> KernelConfig:
@@ -81,8 +88,7 @@ def kernel_config(kernel: str, cc: int | None, head_dim: int, elem_bytes: int) -
     if cc is None:
         b = INTERPRETER_BLOCK
         return KernelConfig(block_m=b, block_n=b, num_warps=1, num_stages=1)
-    cc = check_int("cc", cc, minimum=70)
-    arch = _arch_family(cc)
+    arch = config_row(cc)
     big_d = head_dim == 128
     fp32 = elem_bytes == 4
 
@@ -106,7 +112,7 @@ def kernel_config(kernel: str, cc: int | None, head_dim: int, elem_bytes: int) -
                 return KernelConfig(16 if big_d else 32, 32, 8 if big_d else 4, 1)
             return KernelConfig(32, 32, 8, 1) if big_d else KernelConfig(32, 64, 4, 1)
         if fp32:
-            return KernelConfig(32, 64, 8, 1)
+            return KernelConfig(32, 64, 8, 1) if arch == 90 else KernelConfig(16, 64, 8, 1)
         return KernelConfig(32, 64, 8, 2) if big_d else KernelConfig(32, 128, 4, 3)
 
     # bwd_dq: query-major, K and V tiles stream past a resident Q/dO tile.

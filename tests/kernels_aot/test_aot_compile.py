@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from longctx_lab.kernels.aot import TARGET_CCS, format_table, variant_matrix
-from longctx_lab.kernels.config import KERNELS, SHARED_MEMORY_LIMIT
+from longctx_lab.kernels.config import KERNELS, ROW_SHARED_MEMORY_LIMIT, SHARED_MEMORY_LIMIT, config_row
 
 pytestmark = pytest.mark.aot
 
@@ -39,6 +39,11 @@ def test_kernel_variants_compile_and_fit_shared_memory(cc, kernel, compile_env, 
     limit = SHARED_MEMORY_LIMIT[cc]
     too_big = [f"{r['key']}: {r['shared']} B > {limit} B" for r in records if r["shared"] > limit]
     assert not too_big, f"shared memory above the sm_{cc} limit:\n" + "\n".join(too_big)
+    # the same tiles run on the other architectures of this table row (sm_86/89/120 for the sm_80 row)
+    row_limit = ROW_SHARED_MEMORY_LIMIT[config_row(cc)]
+    too_big = [f"{r['key']}: {r['shared']} B > {row_limit} B" for r in records if r["shared"] > row_limit]
+    assert not too_big, f"shared memory above {row_limit} B, the smallest limit of the sm_{cc} table row:\n" + (
+        "\n".join(too_big))
 
     report = json.loads(report_path.read_text())
     for r in records:
