@@ -65,7 +65,10 @@ def notebook(cells) -> nbformat.NotebookNode:
 
 
 def write(nb: nbformat.NotebookNode, path) -> None:
-    for cell in nb.cells:  # stored without outputs (COURSE.md section 4)
+    """Write ``nb`` without outputs (COURSE.md section 4) and with cell ids that depend only on the
+    cell's position, so rebuilding an unchanged notebook gives no diff."""
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:03d}"
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     nbformat.write(nb, str(path))
