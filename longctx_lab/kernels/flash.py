@@ -119,7 +119,7 @@ class FlashAttentionFunction(torch.autograd.Function):
     """Autograd wrapper: forward kernel, then the backward kernels from the saved LSE (FlashAttention-2).
 
     Saves q, k, v, the output and the LSE (O(n) extra memory), never the attention matrix.
-    The LSE output is not differentiable (its gradient is ignored).
+    The LSE output is not differentiable (its gradient is ignored); double backward is not supported.
     """
 
     @staticmethod
@@ -131,6 +131,7 @@ class FlashAttentionFunction(torch.autograd.Function):
         return out, lse
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, do, _dlse):
         q, k, v, out, lse = ctx.saved_tensors
         dq, dk, dv = backward(do, q, k, v, out, lse, causal=ctx.causal, window=ctx.window, scale=ctx.scale,
