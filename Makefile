@@ -65,6 +65,8 @@ browser-deps:
 
 bench: setup
 	$(BIN)/longctx-lab bench notebooks
+	$(BIN)/longctx-lab bench attention --part cpu
+	$(BIN)/longctx-lab bench attention --part gpu
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

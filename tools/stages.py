@@ -7,6 +7,7 @@ pytest marker, so adding a test file never requires editing this list.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -59,6 +60,23 @@ def run_stage(name: str, cmd: list[str]) -> tuple[int, float, dict[str, int]]:
     return rc, elapsed, counts
 
 
+def aot_summary() -> str:
+    """Largest shared memory per (architecture, kernel) from the AOT compile report, against the limit."""
+    report_path = ROOT / "benchmarks" / "results" / "aot-compile.json"
+    if not report_path.exists():
+        return ""
+    report = json.loads(report_path.read_text())
+    worst: dict[tuple[int, str], int] = {}
+    for entry in report.get("entries", {}).values():
+        key = (entry["cc"], entry["kernel"])
+        worst[key] = max(worst.get(key, 0), entry.get("shared") or 0)
+    lines = ["shared memory per block (largest variant) vs the architecture limit:"]
+    for (cc, kernel), shared in sorted(worst.items()):
+        limit = report["limits_bytes"][f"sm_{cc}"]
+        lines.append(f"  sm_{cc} {kernel:<15} {shared / 1024:6.1f} KiB of {limit / 1024:.0f} KiB")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     only = set(sys.argv[1:])
     results = []
@@ -70,6 +88,8 @@ def main() -> int:
         if only and name not in only:
             continue
         results.append((name, *run_stage(name, cmd)))
+        if name == "aot":
+            sys.stdout.write(aot_summary())
     total = time.monotonic() - total_start
     print("\n=== timing summary")
     print(f"{'stage':<12} {'status':<6} {'seconds':>8}  tests")
