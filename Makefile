@@ -19,9 +19,15 @@ $(STAMP): pyproject.toml constraints.txt
 	@date +%s > /tmp/longctx-lab-install-start
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	# torch first, pinned: on a CPU machine this takes the CPU build; users with CUDA keep theirs.
-	$(BIN)/python -m pip install --quiet -c constraints.txt torch
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@# torch first. A torch already in .venv (e.g. a CUDA build you installed) is kept: the pin is dropped
+	@# from the constraints for this install. Otherwise the pinned CPU build (torch==2.13.0) is installed.
+	@if $(BIN)/python -c "import torch" 2>/dev/null; then \
+	  echo "keeping the torch already in $(VENV): $$($(BIN)/python -c 'import torch; print(torch.__version__)')"; \
+	  grep -v '^torch==' constraints.txt > $(VENV)/constraints-used.txt; \
+	else \
+	  $(BIN)/python -m pip install --quiet -c constraints.txt torch && cp constraints.txt $(VENV)/constraints-used.txt; \
+	fi
+	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints-used.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (longctx-lab)" >/dev/null
 	rm -f $(VENV)/.installed-*
 	@echo $$(( $$(date +%s) - $$(cat /tmp/longctx-lab-install-start) )) > $(VENV)/.install-seconds
