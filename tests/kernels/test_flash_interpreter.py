@@ -202,6 +202,25 @@ def test_dkdv_skips_query_tiles_that_see_nothing():
     assert torch.all(q.grad[:, :, :32] == 0)
 
 
+def test_dkdv_skips_query_tiles_past_the_window():
+    """Causal window 8, 16-row tiles: keys 0..31 are seen by queries <= 38 only, so the dK/dV programs of the
+    first two key tiles must never load query tiles 3 and 4 (rows 48..79). NaN in those rows of dO would reach
+    dK/dV through ``P^T dO`` and ``dS`` even where P is masked to 0, so finite, unchanged gradients prove the skip.
+    """
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(1, 2, 80, 16, generator=gen) for _ in range(3))
+    do = torch.randn(1, 2, 80, 16, generator=gen)
+    grads = []
+    for dout in (do, _poison(do, slice(48, 80)).detach()):
+        leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+        flash_attention(*leaves, causal=True, window=8).backward(dout)
+        grads.append([t.grad for t in leaves])
+    (_, dk, dv), (_, dk_p, dv_p) = grads
+    assert torch.all(torch.isnan(dv_p[:, :, 40:48]))  # the poison is real: key tile 2 does see rows 48..54
+    torch.testing.assert_close(dk_p[:, :, :32], dk[:, :, :32], rtol=0, atol=0)
+    torch.testing.assert_close(dv_p[:, :, :32], dv[:, :, :32], rtol=0, atol=0)
+
+
 @pytest.mark.filterwarnings("ignore:All-NaN slice:RuntimeWarning")
 def test_causal_skips_tiles_above_the_diagonal():
     """Causal, square, 16-row tiles: query tile 0 may read key tile 0 only, so NaN keys 16.. must not reach it."""
