@@ -65,3 +65,17 @@ def test_quiz_keys():
     assert answers[:3] == [58, 131_041, 1808]
     assert check_answer(numeric[0], 58).correct and not check_answer(numeric[0], 64).correct
     assert numeric[5].answer == 2
+    # Mistral 7B rolling cache, by hand: K and V x 32 layers x 8 KV heads x 128 dims x 4,096 slots x 2 bytes
+    assert numeric[3].answer == pytest.approx(2 * 32 * 8 * 128 * 4096 * 2 / 1e9, rel=1e-12)
+    # causal attention over causal window at n = 200,000, w = 512, by hand
+    n, w = 200_000, 512
+    assert numeric[4].answer == pytest.approx((n * (n + 1) / 2) / (n * w - w * (w - 1) / 2), rel=1e-12)
+    assert 195 < numeric[4].answer < 196
+
+
+def test_rolling_claims_explanations_carry_the_numbers():
+    """The explanations' numbers are computed: 32 / 8 KV heads = 4x, and 4,096 of 1,048,576 tokens kept."""
+    by_claim = {c.claim: c for c in article.rolling_buffer_claims()}
+    assert "0.537 GB, 4x smaller" in by_claim["...and that is Mistral 7B's rolling KV cache"].explanation
+    saved = by_claim["At 1M tokens the rolling buffer saves 100% of KV-cache memory"]
+    assert f"{100 * (1 - 4096 / 1_048_576):.1f}% (4,096 of 1,048,576 tokens" in saved.explanation

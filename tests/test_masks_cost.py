@@ -142,3 +142,5 @@ def test_bad_inputs():
         flops_from_pairs(-1, 64)
     with pytest.raises(ValueError, match="prefix_len must be an integer >= 0, got -2"):
         pairs_prefix_lm(5, -2)
+    with pytest.raises(TypeError, match="causal must be a bool"):
+        window_reduction(100, 8, causal="yes")

@@ -219,6 +219,15 @@ def test_band_is_a_true_promise(n, w, d):
         assert not bool((dense & ~inside).any()), pred.name
 
 
+def test_masks_module_offers_both_forms():
+    """longctx_lab.attention.masks (the module the course names) serves dense builders and predicates alike."""
+    from longctx_lab.attention import mask_predicates, masks
+
+    for name in mask_predicates.__all__:
+        assert getattr(masks, name) is getattr(mask_predicates, name), name
+    assert torch.equal(masks.sliding_window_predicate(3).dense(6), masks.sliding_window_mask(6, 3))
+
+
 def test_predicate_accepts_ints_and_broadcast_tensors():
     pred = sliding_window_predicate(3)
     assert bool(pred(5, 3)) and not bool(pred(5, 2)) and not bool(pred(2, 5))

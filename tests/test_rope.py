@@ -419,6 +419,12 @@ def test_bad_conversion_arguments():
         rope.interpolation_ratio(torch.ones(2), torch.ones(3))
     with pytest.raises(ValueError, match="d_model must be even"):
         rope.sinusoidal_position_embedding(torch.arange(3), 5)
+    with pytest.raises(ValueError, match=r"x must have an even last dimension.*\(2, 5\)"):
+        rope.rotate_half(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="x must have an even last dimension"):
+        rope.rotate_pairs(torch.zeros(3))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        rope.rotate_half([1.0, 2.0])
 
 
 def test_rope_package_stands_alone():

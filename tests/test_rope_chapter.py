@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from longctx_lab import rope
@@ -10,14 +12,28 @@ from longctx_lab.quiz import ChoiceQuestion, NumericQuestion, Quiz, check_answer
 from longctx_lab.quizzes.ch02_rope_scaling import QUIZ
 
 
+def _llama31_bands_by_hand():
+    """Llama 3.1 (d=128, base 5e5, original 8192, low 1, high 4): pairs kept / blended / divided, from the
+    wavelengths 2 pi 500000^(2i/128) alone, without longctx_lab."""
+    wl = [2 * math.pi * 500_000.0 ** (2 * i / 128) for i in range(64)]
+    kept = sum(w < 8192 / 4 for w in wl)
+    divided = sum(w > 8192 / 1 for w in wl)
+    return kept, 64 - kept - divided, divided
+
+
 def test_quiz_shape_and_numeric_keys():
+    """Keys against numbers worked out here by hand (not by calling the function that computed the key)."""
     assert isinstance(QUIZ, Quiz) and len(QUIZ.questions) >= 5
     numeric = [q for q in QUIZ.questions if isinstance(q, NumericQuestion)]
     assert len(numeric) >= 3 and all(q.computed_by for q in numeric)
-    by_prompt = {q.prompt.split("?")[0][-40:]: q for q in numeric}
-    assert any(q.answer == pytest.approx(rope.ntk_base(10_000.0, 8.0, 128)) for q in by_prompt.values())
-    assert any(q.answer == pytest.approx(rope.yarn_attention_factor(16.0) ** 2) for q in by_prompt.values())
-    assert any(q.answer == 18 for q in numeric)  # 4K context, d=128, base 1e4: see test_unseen below
+    answers = [q.answer for q in numeric]
+    # NTK base for d=128, base 1e4, s=8: 1e4 * 8^(128/126) = 82,687.3...
+    assert answers[1] == pytest.approx(10_000.0 * 8.0 ** (128 / 126)) and 82_680 < answers[1] < 82_690
+    # YaRN logits multiplier at s=16: (0.1 ln 16 + 1)^2 = 1.6314...
+    assert answers[2] == pytest.approx((0.1 * math.log(16) + 1) ** 2) and 1.631 < answers[2] < 1.632
+    assert answers[0] == 18  # 4K context, d=128, base 1e4: see test_unseen below
+    assert _llama31_bands_by_hand() == (29, 6, 29)
+    assert answers[3] == 29  # Llama 3.1 pairs kept
     for q in QUIZ.questions:
         if isinstance(q, ChoiceQuestion):
             assert check_answer(q, sorted(q.correct_indices) if q.multiple else min(q.correct_indices)).correct
@@ -39,6 +55,12 @@ def test_claims_build_with_expected_verdicts():
     assert verdicts["YaRN temperature = 0.5"] == "wrong"
     assert verdicts["Llama 3: continue training at "] == "unsupported"
     assert all(c.computed.strip() for c in checks)
+    # the evidence carries the numbers worked out by hand above, not just a typed verdict
+    computed = {c.claim[:30]: c.computed for c in checks}
+    kept, blended, divided = _llama31_bands_by_hand()
+    assert f"{kept} kept, {divided} divided by 8, {blended} blended" in computed["Llama 3: continue training at "]
+    assert "18 of 64 pairs" in computed["RoPE trained on 4K (positions "]
+    assert "17 of 64" in computed["base -> infinity: every theta_"]  # 2 pi 1e12^(i/64) <= 8192 for i <= 16
 
 
 def test_article_snippets_do_not_run():

@@ -7,6 +7,11 @@ sequence (bottom-right alignment, as in flash-attn >= 2.1 and a KV-cache decode 
 Sliding window ``window=w``: the query at position ``p`` sees keys ``j`` with ``p - w < j <= p``:
 itself and the ``w - 1`` keys before it. This equals flash-attn's ``window_size=(w - 1, 0)`` and
 Hugging Face's ``sliding_window=w`` for Mistral-style models.
+
+The same masks (and Longformer, BigBird, dilated, prefix-LM, document and axial masks, with ``&``/``|``
+combinators) also exist as predicates ``mask(q_idx, kv_idx)``, the form kernels evaluate tile by tile:
+they live in :mod:`longctx_lab.attention.mask_predicates` and are re-exported here, and each one's
+``.dense(q_len, kv_len)`` gives the boolean tensor with this module's alignment.
 """
 
 from __future__ import annotations
@@ -14,6 +19,42 @@ from __future__ import annotations
 import torch
 
 from longctx_lab._validate import check_bool, check_int, check_optional_int
+from longctx_lab.attention.mask_predicates import (
+    MaskPredicate,
+    and_masks,
+    axial_predicate,
+    bigbird_block_layout,
+    bigbird_predicate,
+    causal_predicate,
+    dilated_window_predicate,
+    document_ids,
+    document_predicate,
+    full_predicate,
+    longformer_predicate,
+    or_masks,
+    prefix_lm_predicate,
+    sliding_window_predicate,
+)
+
+__all__ = [
+    "MaskPredicate",
+    "and_masks",
+    "axial_predicate",
+    "bigbird_block_layout",
+    "bigbird_predicate",
+    "build_mask",
+    "causal_mask",
+    "causal_predicate",
+    "dilated_window_predicate",
+    "document_ids",
+    "document_predicate",
+    "full_predicate",
+    "longformer_predicate",
+    "or_masks",
+    "prefix_lm_predicate",
+    "sliding_window_mask",
+    "sliding_window_predicate",
+]
 
 
 def _positions(q_len: int, kv_len: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -135,6 +135,7 @@ def window_reduction(n: int, window: int, *, causal: bool = True) -> float:
     """How many times fewer pairs a sliding window computes than the attention it replaces:
     causal window vs causal attention (``causal=True``, what a decoder LM does), or bidirectional
     window vs full ``n^2`` attention."""
+    check_bool("causal", causal)
     if causal:
         return pairs_causal(n) / pairs_sliding_window(n, window, causal=True)
     return pairs_full(n) / pairs_sliding_window(n, window, causal=False)

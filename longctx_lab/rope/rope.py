@@ -58,14 +58,28 @@ def _check_inv_freq(inv_freq) -> torch.Tensor:
     return inv_freq
 
 
+def _check_even_last(x) -> torch.Tensor:
+    check_tensor("x", x)
+    if x.ndim == 0 or x.shape[-1] % 2:
+        raise ValueError(f"x must have an even last dimension (pairs of features), got shape {tuple(x.shape)}")
+    return x
+
+
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    """``(x1, x2) -> (-x2, x1)`` on the two halves of the last dimension (the "halves" layout)."""
-    half = x.shape[-1] // 2
+    """``(x1, x2) -> (-x2, x1)`` on the two halves of the last dimension (the "halves" layout).
+
+    ``x`` has any shape ``(..., r)`` with ``r`` even; returns the same shape.
+    """
+    half = _check_even_last(x).shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 def rotate_pairs(x: torch.Tensor) -> torch.Tensor:
-    """``(x[2i], x[2i+1]) -> (-x[2i+1], x[2i])`` for every adjacent pair (the "interleaved" layout)."""
+    """``(x[2i], x[2i+1]) -> (-x[2i+1], x[2i])`` for every adjacent pair (the "interleaved" layout).
+
+    ``x`` has any shape ``(..., r)`` with ``r`` even; returns the same shape.
+    """
+    _check_even_last(x)
     return torch.stack((-x[..., 1::2], x[..., 0::2]), dim=-1).flatten(-2)
 
 
