@@ -71,27 +71,21 @@ class Variant:
 
 
 def variant_matrix(cc: int, kernel: str) -> list[Variant]:
-    """The lean set of variants compiled per architecture and kernel.
+    """The variants compiled per architecture and kernel.
 
-    Largest head dim (128, the most shared memory) in fp16 with three flag combinations that set
-    every flag both ways (causal, window, GQA); fp16 at head dim 64 (the tile-table row shared by
-    16, 32 and 64, which need less memory); bf16 (not on sm_75, which has no bf16 tensor cores)
-    and fp32 (twice the bytes per tile) at head dim 128. The masks do not change the tiles, so
-    they change the generated code but not the shared memory.
+    Every combination of the causal, window and GQA flags in fp16 and in bf16 (not on sm_75, which
+    has no bf16 tensor cores) at the largest head dim (128, the most shared memory); fp16 at head
+    dims 16, 32 and 64 (smaller tiles of the same code); fp32 (twice the bytes per tile) at 128.
+    The flags change the generated code (loop bounds, masks) but not the tiles.
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    dtypes16 = ["fp16"] + (["bf16"] if cc >= 80 else [])
     if kernel == "bwd_preprocess":
-        dtypes = ["fp16"] + (["bf16"] if cc >= 80 else []) + ["fp32"]
-        return [Variant(kernel, dt, 128) for dt in dtypes]
-    out = [
-        Variant(kernel, "fp16", 128, causal=False, window=False, gqa=False),
-        Variant(kernel, "fp16", 128, causal=True, window=True, gqa=True),
-        Variant(kernel, "fp16", 128, causal=False, window=True, gqa=False),
-        Variant(kernel, "fp16", 64, causal=True, window=False, gqa=True),
-    ]
-    if cc >= 80:
-        out.append(Variant(kernel, "bf16", 128, causal=True, window=True, gqa=True))
+        return [Variant(kernel, dt, 128) for dt in [*dtypes16, "fp32"]]
+    flags = [(c, w, g) for c in (False, True) for w in (False, True) for g in (False, True)]
+    out = [Variant(kernel, dt, 128, causal=c, window=w, gqa=g) for dt in dtypes16 for c, w, g in flags]
+    out += [Variant(kernel, "fp16", d, causal=True, window=True, gqa=True) for d in (16, 32, 64)]
     out.append(Variant(kernel, "fp32", 128, causal=True, window=False, gqa=True))
     return out
 
