@@ -260,6 +260,7 @@ for gpu in (configs.A100_80GB_SXM, configs.H100_SXM):
     print(f"{gpu.name}: SRAM {gpu.smem_per_sm_bytes // 1024} KiB per SM x {gpu.n_sms} SMs "
           f"= {cost.fmt_bytes(gpu.smem_per_sm_bytes * gpu.n_sms)} at {gpu.smem_bandwidth / 1e12:.1f} TB/s; "
           f"HBM {cost.fmt_bytes(gpu.hbm_bytes)} at {gpu.hbm_bandwidth / 1e12:.2f} TB/s; "
+          f"(SRAM/HBM bandwidth {gpu.smem_bandwidth / gpu.hbm_bandwidth:.1f}x); "
           f"ridge point {gpu.ridge_intensity:.0f} FLOP/byte; FlashAttention-1 tiles for d = 64: {bq} x {bk}")
     print(f"   source: {gpu.source}")
 """)
@@ -450,6 +451,62 @@ else:
         print(f"{kw_t}: Triton kernel (interpreted) vs tiled PyTorch: output {(out_t - out_p).abs().max().item():.1e}, "
               f"LSE {(lse_t - lse_p).abs().max().item():.1e}")
 """)
+
+md(r"""
+### Reading the kernels
+
+The kernels live in `longctx_lab/kernels/flash_kernels.py`; the cells below print them from that file, so what you
+read is what the tests run. Start with the loop bounds, because that is where masked tiles are *skipped*: for the
+query tile that starts at row `start_m`, `_key_range` computes the keys that *some* row of the tile may see
+(`lo`, `hi`: the union of the rows' bands) and the keys that *every* row sees (`full_lo`, `full_hi`: their
+intersection), from the causal and window rules with the bottom-right shift `N - M`. `_split_range` rounds these to
+tile boundaries and returns `(start, a, b, end)`: tiles before `start` and after `end` are never loaded,
+`[a, b)` are loaded without any mask, and only the edge tiles `[start, a)` and `[b, end)` build a mask.
+""")
+
+code(r"""
+from IPython.display import Markdown, display
+
+from longctx_lab.kernels.source import kernel_source
+
+
+def show_kernel(name):
+    display(Markdown(f"```python\n{kernel_source(name)}\n```"))
+
+
+show_kernel("_key_range")
+""")
+
+md(r"""
+The forward kernel is one program per (query tile, batch x head). It finds its KV head as `h // GROUP` and offsets
+the K and V pointers there: grouped-query attention costs no copy. It loads its query tile once, runs the online
+softmax over the three key ranges (masked edge, unmasked interior, masked edge), and finally divides by the running
+sum and stores the LSE. The kernel works in base 2 (`exp2`, with $\log_2 e$ folded into the scale, which is cheaper
+on the GPU) and converts the LSE back to a natural log with $\ln 2$ at the end.
+""")
+
+code(r"""show_kernel("attn_fwd_kernel")""")
+
+md(r"""
+`_fwd_tiles` is section 2's online softmax, a tile at a time, in float32 registers: `m_i` is the running maximum,
+`l_i` the running sum, `acc` the unnormalised output. Each new tile raises the maximum, rescales the old sum and
+output by `alpha` $= 2^{m_\text{old} - m_\text{new}}$, and adds the tile's contribution. A row that has seen no key
+yet has maximum $-\infty$; the kernel subtracts 0 instead, so `exp2` returns 0 rather than NaN.
+""")
+
+code(r"""show_kernel("_fwd_tiles")""")
+
+md(r"""
+The backward pass has three kernels. A pre-pass computes $\Delta_i = \sum_d dO_{id} O_{id}$ per row. Then one
+program per *key* tile (`attn_bwd_dkdv_kernel`) walks the query tiles that can see it (`_query_range`, the mirror
+of `_key_range`), rebuilds $P = \exp(S - \text{LSE})$ from the saved LSE instead of storing it, and accumulates
+$dV \mathrel{+}= P^\top dO$ and $dK \mathrel{+}= dS^\top Q$ with $dS = P \circ (dP - \Delta)$, $dP = dO\,V^\top$.
+For grouped-query attention that program loops over the query heads of its group, so the gradient of a shared K/V
+head is summed in registers and written once. Finally `attn_bwd_dq_kernel` walks the same key tiles as the forward
+and accumulates $dQ \mathrel{+}= dS\,K$. Here is the inner loop of the dK/dV kernel:
+""")
+
+code(r"""show_kernel("_dkdv_tiles")""")
 
 md(r"""
 ### On a GPU (optional)
@@ -752,10 +809,7 @@ def main() -> int:
     out = ROOT / "solutions" / NAME
     out.mkdir(parents=True, exist_ok=True)
     for cells, path in ((CHAPTER, ROOT / "notebooks" / f"{NAME}.ipynb"), (SOLUTION, out / f"{NAME}.ipynb")):
-        nb = notebook(cells)
-        for i, cell in enumerate(nb.cells):  # stable ids: rebuilding gives no diff
-            cell.id = f"ch04-{i:02d}"
-        write(nb, path)
+        write(notebook(cells), path)  # positional cell ids: rebuilding gives no diff
     (ROOT / "tests" / "grading" / f"{NAME}_wrong.json").write_text(json.dumps(WRONG, indent=1) + "\n")
     print("wrote the chapter, the nbgrader source and the wrong-answer file")
     return 0
