@@ -79,6 +79,7 @@ def graded(request, tmp_path_factory):
         for student in ("solution", "untouched", "wrong"):
             sub = gb.find_submission(name, student)
             scores[student] = (sub.score, sub.max_score)
+    print(f"{name}: " + ", ".join(f"{who} {score:g}/{top:g}" for who, (score, top) in scores.items()))
     return name, root, notebooks, scores, wrong
 
 
