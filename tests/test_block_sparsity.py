@@ -21,15 +21,6 @@ from longctx_lab.attention.mask_predicates import (
 from longctx_lab.attention.masks import sliding_window_mask
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: on a busy 2-core machine, thread hand-offs cost more than the work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def brute_classes(dense, bq, bk):
     q_len, kv_len = dense.shape
     out = []

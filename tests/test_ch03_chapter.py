@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from longctx_lab.claim_sets import ch03_sliding_window_sparse as article
 from longctx_lab.claims import ClaimCheck
 from longctx_lab.quiz import NumericQuestion, check_answer
 from longctx_lab.quizzes.ch03_sliding_window_sparse import QUIZ
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: on a busy 2-core machine, thread hand-offs cost more than the work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_claims_have_the_expected_verdicts():

@@ -15,15 +15,6 @@ from longctx_lab.attention.reference import naive_attention
 from longctx_lab.kvcache.rolling import RollingKVCache, decode_with_rolling_cache, rolling_memory_table, rolling_slot
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: on a busy 2-core machine, thread hand-offs cost more than the work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def qkv(batch, heads, kv_heads, n, d, seed, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(batch, heads, n, d, generator=g, dtype=dtype),

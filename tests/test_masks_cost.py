@@ -31,15 +31,6 @@ from longctx_lab.attention.sparse_cost import (
     window_reduction,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: on a busy 2-core machine, thread hand-offs cost more than the work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 ns = st.integers(1, 80)
 ws = st.integers(1, 30)
 

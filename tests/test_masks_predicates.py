@@ -31,15 +31,6 @@ from longctx_lab.attention.masks import build_mask, causal_mask, sliding_window_
 from longctx_lab.attention.reference import naive_attention
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: on a busy 2-core machine, thread hand-offs cost more than the work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def brute(rule, q_len, kv_len=None):
     """Dense mask from a plain Python rule(p, j) over absolute positions, bottom-right aligned."""
     kv_len = q_len if kv_len is None else kv_len

@@ -23,15 +23,6 @@ from longctx_lab.attention.receptive_field import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors are tiny: on a busy 2-core machine, thread hand-offs cost more than the work."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def bfs_reach(mask, layers, i):
     """Inputs reachable from output i in `layers` hops of the mask (plus the residual self-hop)."""
     frontier = {i}
