@@ -35,8 +35,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# JupyterLab refuses to run as root unless told to (containers often run as root).
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 test: setup browser-deps
 	$(BIN)/python tools/stages.py

@@ -3,9 +3,12 @@
 Assignment names are the chapter folders (``ch01_quadratic_wall``...). See INSTRUCTORS.md.
 """
 
+import os
+
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
-c.CourseDirectory.root = "."
+# The course root is this file's folder, wherever nbgrader (or JupyterLab's nbgrader extension) is started.
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 c.CourseDirectory.submitted_directory = "submitted"
