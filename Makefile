@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 # The install stamp changes whenever the dependency files change, so `make` reinstalls then.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: setup lab test test-fast lint exercises book browser-deps bench clean help
+.PHONY: setup lab test test-fast lint sync exercises book browser-deps bench clean help
 
 help:
 	@echo "make lab        create .venv if needed, install, open JupyterLab on notebooks/"
 	@echo "make test       create .venv if needed, install, run every check (what CI runs)"
+	@echo "make sync       rewrite every .ipynb from its MyST text source (.md), the file you edit"
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make book       execute every chapter and render the static HTML course under build/book/"
 	@echo "make bench      run the benchmarks and record JSON under benchmarks/results/"
@@ -47,6 +48,10 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m lint tests
+
+sync: setup
+	$(BIN)/python tools/notebook_sources.py --sync
 
 exercises: setup
 	$(BIN)/python tools/make_exercises.py

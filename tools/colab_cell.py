@@ -17,11 +17,11 @@ Usage::
 
     python tools/colab_cell.py            # print the canonical cell
     python tools/colab_cell.py --check    # exit 1 if a chapter's cell 1 differs (lists them)
-    python tools/colab_cell.py --write    # rewrite cell 1 of every notebooks/ch*.ipynb (outputs cleared)
+    python tools/colab_cell.py --write    # rewrite cell 1 of every chapter's text source, then sync its .ipynb
     python tools/colab_cell.py --write notebooks/ch01_quadratic_wall.ipynb   # only these notebooks
 
-``--write`` changes nothing but that cell's source (its id and metadata are kept; outputs and
-execution count are cleared) and writes the file in nbformat's own layout, so the diff is that cell.
+``--write`` changes nothing but that cell's source, in the ``.md`` text source and then in the
+``.ipynb`` synced from it (its id and metadata are kept), so the diff is that cell.
 ``tests/test_colab_cell.py`` checks every chapter against this text.
 """
 
@@ -34,6 +34,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make ``tools`` importable
+    sys.path.insert(0, str(ROOT))
 REPOSITORY = "https://github.com/longctx-lab/longctx-lab"
 CELL_INDEX = 1
 
@@ -94,27 +96,30 @@ def cell_source(path: Path) -> str:
 
 
 def write_cell(path: Path, source: str | None = None) -> bool:
-    """Set cell ``CELL_INDEX`` of ``path`` to ``source`` (default: canonical); True if the file changed."""
-    path = Path(path)
+    """Set cell ``CELL_INDEX`` of the chapter at ``path`` to ``source`` (default: canonical); True if it changed.
+
+    The edit goes into the chapter's text source (``path`` with suffix ``.md``), and the ``.ipynb`` is then
+    synced from it (``tools/notebook_sources.py``), so the two never drift.
+    """
+    import jupytext
+
+    from tools.notebook_sources import sync
+
     source = canonical_source() if source is None else source
     if not isinstance(source, str):
         raise TypeError(f"source must be a string, got {type(source).__name__}")
-    original = path.read_text(encoding="utf-8")
-    nb = json.loads(original)
-    cells = nb["cells"]
-    if len(cells) <= CELL_INDEX:
-        raise ValueError(f"path {path} must have at least {CELL_INDEX + 1} cells, has {len(cells)}")
-    cell = cells[CELL_INDEX]
-    if cell["cell_type"] != "code":
-        raise ValueError(f"path {path}: cell {CELL_INDEX} must be the install code cell, is {cell['cell_type']}")
-    cell["source"] = _lines(source)
-    cell["outputs"] = []
-    cell["execution_count"] = None
-    # nbformat's on-disk layout (nbformat.write uses the same arguments)
-    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    if text == original:
+    text_path = Path(path).with_suffix(".md")
+    nb = jupytext.read(text_path)
+    if len(nb.cells) <= CELL_INDEX:
+        raise ValueError(f"path {path} must have at least {CELL_INDEX + 1} cells, has {len(nb.cells)}")
+    cell = nb.cells[CELL_INDEX]
+    if cell.cell_type != "code":
+        raise ValueError(f"path {path}: cell {CELL_INDEX} must be the install code cell, is {cell.cell_type}")
+    if cell.source == source and cell_source(Path(path).with_suffix(".ipynb")) == source:
         return False
-    path.write_text(text, encoding="utf-8")
+    cell.source = source
+    jupytext.write(nb, text_path, fmt="md:myst")
+    sync(text_path)
     return True
 
 

@@ -18,10 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PYTEST = [str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-SPECIAL = "triton or aot or distributed or notebooks or grading or slow or browser"
+SPECIAL = "lint or triton or aot or distributed or notebooks or grading or slow or browser"
 
-STAGES: list[tuple[str, list[str]]] = [
-    ("lint", [str(BIN / "ruff"), "check", "."]),
+# (stage name, command, command...): a stage runs its commands in order.
+STAGES: list[tuple] = [
+    # ruff, then the source checks (each notebook paired with its text source, and the two agree)
+    ("lint", [str(BIN / "ruff"), "check", "."], PYTEST + ["-m", "lint", "tests"]),
     ("unit", PYTEST + ["-n", "2", "-m", f"not ({SPECIAL})", "tests"]),
     ("triton", PYTEST + ["-n", "2", "-m", "triton", "tests"]),
     ("aot", PYTEST + ["-n", "2", "-m", "aot", "tests"]),
@@ -40,24 +42,31 @@ STAGES: list[tuple[str, list[str]]] = [
 COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|deselected)")
 
 
-def run_stage(name: str, cmd: list[str]) -> tuple[int, float, dict[str, int]]:
-    print(f"\n=== stage {name}: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))}", flush=True)
-    start = time.monotonic()
+def run_command(cmd: list[str]) -> tuple[int, str]:
     # Two pytest workers on two cores: one intra-op thread each, or torch's thread pools fight.
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, env=env)
-    elapsed = time.monotonic() - start
-    out = proc.stdout + proc.stderr
-    sys.stdout.write(out[-6000:] if proc.returncode else "\n".join(out.strip().splitlines()[-3:]) + "\n")
-    counts: dict[str, int] = {}
-    tail = "\n".join(out.strip().splitlines()[-3:])
-    for num, kind in COUNT.findall(tail):
-        kind = "errors" if kind.startswith("error") else kind
-        counts[kind] = counts.get(kind, 0) + int(num)
     rc = proc.returncode
     if cmd[:3] == PYTEST[:3] and rc == 5:  # pytest: no test selected by this marker yet
         rc = 0
-    return rc, elapsed, counts
+    return rc, proc.stdout + proc.stderr
+
+
+def run_stage(name: str, cmds: tuple[list[str], ...]) -> tuple[int, float, dict[str, int]]:
+    """Run the stage's commands in order (stopping at the first that fails); status, seconds, test counts."""
+    start = time.monotonic()
+    rc, counts = 0, {}
+    for cmd in cmds:
+        print(f"\n=== stage {name}: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))}", flush=True)
+        rc, out = run_command(cmd)
+        sys.stdout.write(out[-6000:] if rc else "\n".join(out.strip().splitlines()[-3:]) + "\n")
+        tail = "\n".join(out.strip().splitlines()[-3:])
+        for num, kind in COUNT.findall(tail):
+            kind = "errors" if kind.startswith("error") else kind
+            counts[kind] = counts.get(kind, 0) + int(num)
+        if rc:
+            break
+    return rc, time.monotonic() - start, counts
 
 
 def aot_summary() -> str:
@@ -84,10 +93,10 @@ def main() -> int:
     install = ROOT / ".venv" / ".install-seconds"
     if install.exists() and not only:
         results.append(("install", 0, float(install.read_text().strip() or 0), {}))
-    for name, cmd in STAGES:
+    for name, *cmds in STAGES:
         if only and name not in only:
             continue
-        results.append((name, *run_stage(name, cmd)))
+        results.append((name, *run_stage(name, tuple(cmds))))
         if name == "aot":
             sys.stdout.write(aot_summary())
     total = time.monotonic() - total_start
