@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from longctx_lab._validate import check_number
+from longctx_lab.frontend import in_jupyter_kernel
 
 
 @dataclass(frozen=True)
@@ -168,31 +169,64 @@ def as_text(quiz: Quiz) -> str:
     return "\n".join(lines)
 
 
-def _has_frontend() -> bool:
-    if os.environ.get("LONGCTX_QUIZ") == "text":
-        return False
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell"
+class QuizDisplay:
+    """A quiz as one output with two forms: jupyterquiz's HTML and JavaScript, and the plain text.
+
+    A front end that runs JavaScript picks ``text/html`` (JupyterLab and Colab run the script of an
+    output the kernel produced; a static page built from the executed notebook, like the course's book,
+    runs it in the browser); anything else (a terminal, a text-only renderer) shows ``text/plain``.
+    """
+
+    def __init__(self, quiz: Quiz):
+        if not isinstance(quiz, Quiz):
+            raise TypeError(f"quiz must be a longctx_lab.quiz.Quiz, got {type(quiz).__name__}")
+        self.quiz = quiz
+
+    def html(self) -> str:
+        from jupyterquiz.dynamic.loader import load_questions_script
+        from jupyterquiz.dynamic.renderer import build_script, build_styles, render_div
+
+        # one id per chapter, so a page that shows two quizzes keeps them apart and a rerun gives the same HTML
+        div_id = "quiz-" + "".join(ch if ch.isalnum() else "-" for ch in self.quiz.chapter)
+        prefix, static, url = load_questions_script(to_jupyterquiz(self.quiz), div_id)
+        div = render_div(div_id, False, False, False, 1_000_000, 600, 10, "left")
+        styles = build_styles(div_id, _QUIZ_COLORS)
+        script = build_script(prefix, static, url, div_id, True)
+        return f"{div}</div>{styles}<script type=\"text/javascript\">\n{script}\n</script>"
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/plain": as_text(self.quiz), "text/html": self.html()}
+
+    def __repr__(self) -> str:
+        return as_text(self.quiz)
+
+
+#: jupyterquiz's default palette (the package's own colours, named here so the HTML does not change with it)
+_QUIZ_COLORS = {
+    "--jq-multiple-choice-bg": "#392061", "--jq-mc-button-bg": "#fafafa", "--jq-mc-button-border": "#e0e0e0e0",
+    "--jq-mc-button-inset-shadow": "#555555", "--jq-many-choice-bg": "#f75c03ff", "--jq-numeric-bg": "#392061ff",
+    "--jq-numeric-input-bg": "#c0c0c0", "--jq-numeric-input-label": "#101010", "--jq-numeric-input-shadow": "#999999",
+    "--jq-string-bg": "#4c1a57", "--jq-incorrect-color": "#c80202", "--jq-correct-color": "#009113",
+    "--jq-text-color": "#fafafa", "--jq-link-color": "#9abafa",
+}
 
 
 def show_quiz(quiz: Quiz, *, mode: str = "auto") -> None:
-    """Display ``quiz``: interactive (jupyterquiz) in a notebook front end, plain text elsewhere.
+    """Display ``quiz``: interactive (jupyterquiz) wherever JavaScript can run, plain text elsewhere.
 
-    ``mode`` is ``"auto"``, ``"interactive"`` or ``"text"``. The text form is always printed too,
-    so a static render or a terminal shows the questions.
+    ``mode`` is ``"auto"``, ``"interactive"`` or ``"text"``. In a Jupyter kernel, ``"auto"`` displays a
+    :class:`QuizDisplay`, whose plain-text form is the fallback of a front end without JavaScript; outside
+    a kernel (a terminal, a script) it prints the text. ``"text"`` always prints the text.
     """
     if mode not in ("auto", "interactive", "text"):
         raise ValueError(f"mode must be 'auto', 'interactive' or 'text', got {mode!r}")
     if not isinstance(quiz, Quiz):
         raise TypeError(f"quiz must be a longctx_lab.quiz.Quiz, got {type(quiz).__name__}")
-    interactive = mode == "interactive" or (mode == "auto" and _has_frontend())
-    if interactive:
-        from jupyterquiz import display_quiz
+    if os.environ.get("LONGCTX_QUIZ") == "text":
+        mode = "text"
+    if mode == "interactive" or (mode == "auto" and in_jupyter_kernel()):
+        from IPython.display import display
 
-        display_quiz(to_jupyterquiz(quiz), shuffle_answers=False)
+        display(QuizDisplay(quiz))
     else:
         print(as_text(quiz))
