@@ -10,14 +10,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from longctx_lab._validate import check_bool, check_int, check_number, check_optional_int
+
 
 @dataclass(frozen=True)
 class ModelConfig:
     """A decoder-only transformer's shape, as far as long-context costs need it.
 
-    ``head_dim * n_heads == hidden_size`` for every model here. ``sliding_window`` is ``None`` for
-    full attention, otherwise the window ``w`` (query at ``p`` sees keys ``p - w < j <= p``).
-    ``n_experts``/``experts_per_token`` describe a mixture-of-experts MLP (1/1 for a dense one).
+    ``head_dim * n_heads`` need not equal ``hidden_size`` (Gemma 2: 8 heads of 256 on a 2304-wide
+    residual); ``n_heads`` must be a multiple of ``n_kv_heads`` (GQA: query head ``h`` reads KV head
+    ``h // group``). ``sliding_window`` is ``None`` for full attention, otherwise the window ``w``
+    (query at ``p`` sees keys ``p - w < j <= p``, Hugging Face's ``sliding_window``, flash-attn's
+    ``window_size=(w-1, 0)``); ``sliding_window_layers`` says how many of the ``n_layers`` use it
+    (``None``: all of them, as in Mistral 7B v0.1; Gemma 2 alternates, so half). Which layers they
+    are does not change any cost here. ``n_experts``/``experts_per_token`` describe a
+    mixture-of-experts MLP (1/1 for a dense one). ``qkv_bias``/``o_bias``: the attention projections
+    carry biases (Qwen2: q, k, v). ``norms_per_layer``: RMSNorm weight vectors per layer (2; Gemma 2
+    has 4). ``published_params`` is ``None`` when no count was published (a user's config.json).
+    Impossible shapes raise ``ValueError``/``TypeError`` naming the field (see docs/conventions.md).
     """
 
     name: str
@@ -30,19 +40,74 @@ class ModelConfig:
     vocab_size: int
     max_context: int
     rope_theta: float
-    published_params: float
+    published_params: float | None
     source: str
     sliding_window: int | None = None
     tied_embeddings: bool = False
     n_experts: int = 1
     experts_per_token: int = 1
     rope_scaling: dict | None = field(default=None, compare=False)
+    sliding_window_layers: int | None = None
+    qkv_bias: bool = False
+    o_bias: bool = False
+    norms_per_layer: int = 2
+
+    def __post_init__(self):
+        for name in ("name", "source"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise TypeError(f"{name} must be a non-empty string, got {type(value).__name__} {value!r}")
+        for name in ("n_layers", "n_heads", "n_kv_heads", "head_dim", "hidden_size", "intermediate_size",
+                     "vocab_size", "max_context", "n_experts", "experts_per_token"):
+            check_int(name, getattr(self, name), minimum=1)
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(
+                f"n_heads must be a multiple of n_kv_heads (grouped-query attention), got n_heads {self.n_heads} "
+                f"and n_kv_heads {self.n_kv_heads}"
+            )
+        if self.experts_per_token > self.n_experts:
+            raise ValueError(
+                f"experts_per_token must be <= n_experts ({self.n_experts}), got {self.experts_per_token}"
+            )
+        check_number("rope_theta", self.rope_theta, exclusive_minimum=0)
+        if self.published_params is not None:
+            check_number("published_params", self.published_params, exclusive_minimum=0)
+        check_optional_int("sliding_window", self.sliding_window, minimum=1)
+        check_optional_int("sliding_window_layers", self.sliding_window_layers, minimum=0)
+        if self.sliding_window_layers is not None:
+            if self.sliding_window is None:
+                raise ValueError(
+                    f"sliding_window_layers needs a sliding_window, got sliding_window_layers "
+                    f"{self.sliding_window_layers} with sliding_window None"
+                )
+            if self.sliding_window_layers > self.n_layers:
+                raise ValueError(
+                    f"sliding_window_layers must be <= n_layers ({self.n_layers}), got {self.sliding_window_layers}"
+                )
+        for name in ("tied_embeddings", "qkv_bias", "o_bias"):
+            check_bool(name, getattr(self, name))
+        check_int("norms_per_layer", self.norms_per_layer, minimum=0)
+        if self.rope_scaling is not None and not isinstance(self.rope_scaling, dict):
+            raise TypeError(f"rope_scaling must be a dict or None, got {type(self.rope_scaling).__name__}")
 
     @property
     def group_size(self) -> int:
         """Query heads per KV head (1 = MHA, n_heads = MQA)."""
         return self.n_heads // self.n_kv_heads
 
+    @property
+    def n_sliding_layers(self) -> int:
+        """Layers that attend within ``sliding_window`` (0 for a full-attention model)."""
+        if self.sliding_window is None:
+            return 0
+        return self.n_layers if self.sliding_window_layers is None else self.sliding_window_layers
+
+    @property
+    def window_groups(self) -> tuple[tuple[int | None, int], ...]:
+        """``((window, n_layers), ...)``: the layers grouped by the window they use (``None`` = full
+        attention), groups without layers left out. Every per-layer cost sums over these groups."""
+        groups = ((None, self.n_layers - self.n_sliding_layers), (self.sliding_window, self.n_sliding_layers))
+        return tuple((w, n) for w, n in groups if n > 0)
 
 LLAMA3_8B = ModelConfig(
     name="Llama 3 8B", n_layers=32, n_heads=32, n_kv_heads=8, head_dim=128, hidden_size=4096,
@@ -114,21 +179,40 @@ def get_model(name: str) -> ModelConfig:
         raise ValueError(f"name must be one of {sorted(MODELS)}, got {name!r}") from None
 
 
-def n_params(config: ModelConfig, *, active: bool = False) -> int:
-    """Parameter count from the shape: embeddings, attention, (MoE) SwiGLU MLP, RMSNorm weights.
+def param_counts(config: ModelConfig, *, active: bool = False) -> dict[str, int]:
+    """Parameters by part, recomputed from the shape (the one place this arithmetic lives).
 
-    With ``active=True`` only the experts a token is routed to count (MoE "active parameters").
+    Keys: ``embedding`` (input table, ``vocab * hidden``), ``lm_head`` (0 when tied to the
+    embedding), ``attention`` (q, k, v, o projections and their biases, all layers), ``mlp``
+    (SwiGLU/GeGLU: gate, up, down per expert), ``router`` (MoE gate, 0 for a dense MLP), ``norms``
+    (RMSNorm weights, ``norms_per_layer`` per layer plus the final one). With ``active=True`` the MLP
+    counts only the ``experts_per_token`` experts a token is routed to (MoE "active parameters").
     """
     if not isinstance(config, ModelConfig):
         raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
-    h, kv = config.hidden_size, config.n_kv_heads * config.head_dim
-    attention = 2 * h * config.n_heads * config.head_dim + 2 * h * kv
+    check_bool("active", active)
+    h, layers = config.hidden_size, config.n_layers
+    q, kv = config.n_heads * config.head_dim, config.n_kv_heads * config.head_dim
+    attention = 2 * h * q + 2 * h * kv + (q + 2 * kv if config.qkv_bias else 0) + (h if config.o_bias else 0)
     experts = config.experts_per_token if active else config.n_experts
-    mlp = experts * 3 * h * config.intermediate_size
-    router = h * config.n_experts if config.n_experts > 1 else 0
-    per_layer = attention + mlp + router + 2 * h
-    embeddings = config.vocab_size * h * (1 if config.tied_embeddings else 2)
-    return config.n_layers * per_layer + embeddings + h
+    embedding = config.vocab_size * h
+    return {
+        "embedding": embedding,
+        "lm_head": 0 if config.tied_embeddings else embedding,
+        "attention": layers * attention,
+        "mlp": layers * experts * 3 * h * config.intermediate_size,
+        "router": layers * h * config.n_experts if config.n_experts > 1 else 0,
+        "norms": (layers * config.norms_per_layer + 1) * h,
+    }
+
+
+def n_params(config: ModelConfig, *, active: bool = False) -> int:
+    """Parameter count from the shape: the sum of :func:`param_counts` (embeddings, attention,
+    (MoE) gated MLP, router, RMSNorm weights).
+
+    With ``active=True`` only the experts a token is routed to count (MoE "active parameters").
+    """
+    return sum(param_counts(config, active=active).values())
 
 
 @dataclass(frozen=True)
