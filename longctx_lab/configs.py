@@ -149,8 +149,12 @@ MISTRAL_7B = ModelConfig(
     intermediate_size=14336, vocab_size=32000, max_context=32768, rope_theta=10000.0,
     published_params=7.24e9, sliding_window=4096,
     source="mistralai/Mistral-7B-v0.1 config.json (sliding_window 4096, num_key_value_heads 8, "
-    "max_position_embeddings 32768); Jiang et al. 2023 Table 1",
+    "max_position_embeddings 32768: Hugging Face's position limit, not the training length); Jiang et al. 2023 "
+    "Table 1 (window_size 4096, context_len 8192: the training context)",
 )
+# Mistral 7B's training context, from the paper (Jiang et al. 2023, Table 1, "context_len"). ``max_context``
+# above is the 32,768 of Hugging Face's config.json (``max_position_embeddings``), a different number.
+MISTRAL_7B_TRAINING_CONTEXT = 8192
 MIXTRAL_8X7B = ModelConfig(
     name="Mixtral 8x7B v0.1", n_layers=32, n_heads=32, n_kv_heads=8, head_dim=128, hidden_size=4096,
     intermediate_size=14336, vocab_size=32000, max_context=32768, rope_theta=1e6,
