@@ -16,7 +16,7 @@ Conventions (stated once, used everywhere in the course):
 from __future__ import annotations
 
 from longctx_lab._validate import check_bool, check_int, check_number, check_optional_int, dtype_bytes
-from longctx_lab.configs import GPUSpec, ModelConfig, n_params
+from longctx_lab.configs import GPUSpec, ModelConfig, n_params, param_counts
 
 
 def attended_pairs(q_len: int, kv_len: int | None = None, *, causal: bool = False, window: int | None = None) -> int:
@@ -107,17 +107,60 @@ def kv_cache_bytes(
 
 
 def kv_cache_bytes_for(config: ModelConfig, seq_len: int, *, dtype="fp16", batch: int = 1) -> int:
-    """:func:`kv_cache_bytes` for a published model. A sliding-window model keeps at most ``window`` tokens."""
+    """:func:`kv_cache_bytes` for a model after ``seq_len`` tokens, summed over its layers.
+
+    A sliding-window layer keeps at most ``window`` tokens (a rolling buffer of ``w`` slots: the keys
+    the newest query reads); full-attention layers keep all ``seq_len``. Hugging Face's
+    ``DynamicSlidingWindowLayer`` stores one token less (``w - 1``) between forward calls, since the
+    next token brings its own key. With ``seq_len=1`` this is the KV bytes per token.
+    """
     if not isinstance(config, ModelConfig):
         raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
     seq_len = check_int("seq_len", seq_len, minimum=0)
-    kept = seq_len if config.sliding_window is None else min(seq_len, config.sliding_window)
-    return kv_cache_bytes(kept, n_layers=config.n_layers, n_kv_heads=config.n_kv_heads,
-                          head_dim=config.head_dim, dtype=dtype, batch=batch)
+    return sum(
+        kv_cache_bytes(seq_len if w is None else min(seq_len, w), n_layers=n, n_kv_heads=config.n_kv_heads,
+                       head_dim=config.head_dim, dtype=dtype, batch=batch)
+        for w, n in config.window_groups
+    )
 
 
 def weights_bytes(config: ModelConfig, *, dtype="bf16") -> int:
+    """Bytes of every parameter (all experts of a MoE) stored in ``dtype``: ``n_params * bytes``."""
+    config = _check_config(config)
     return int(n_params(config) * dtype_bytes(dtype))
+
+
+def matmul_flops_per_token(config: ModelConfig) -> dict[str, int]:
+    """Forward FLOPs one token spends in the weight matmuls: 2 per weight it multiplies.
+
+    ``{"attention_proj": q, k, v, o projections, "mlp": the routed experts' MLPs plus the router,
+    "lm_head": the vocabulary projection (also when tied to the embedding)}``, all layers. The input
+    embedding is a lookup (no FLOPs); norms, biases and activations are O(hidden) and left out.
+    """
+    config = _check_config(config)
+    counts = param_counts(config, active=True)
+    bias = config.n_layers * ((config.n_heads + 2 * config.n_kv_heads) * config.head_dim * config.qkv_bias
+                              + config.hidden_size * config.o_bias)
+    return {
+        "attention_proj": 2 * (counts["attention"] - bias),
+        "mlp": 2 * (counts["mlp"] + counts["router"]),
+        "lm_head": 2 * counts["embedding"],
+    }
+
+
+def attention_score_flops_for(config: ModelConfig, q_len: int, kv_len: int | None = None, *, batch: int = 1) -> int:
+    """Causal attention FLOPs (``S = Q K^T`` and ``O = P V``) of a model, summed over its layers.
+
+    Queries are the last ``q_len`` of ``kv_len`` positions; each layer counts the pairs its own
+    window keeps (:func:`attended_pairs`), with all ``n_heads`` query heads. ``q_len=1, kv_len=n``:
+    the token at position ``n`` (1-based) attends to ``n`` keys, or ``min(n, w)`` in a window layer.
+    """
+    config = _check_config(config)
+    return sum(
+        n * attention_flops(q_len, config.head_dim, n_heads=config.n_heads, batch=batch, kv_len=kv_len,
+                            causal=True, window=w)
+        for w, n in config.window_groups
+    )
 
 
 def arithmetic_intensity(flops: float, bytes_moved: float) -> float:
@@ -149,18 +192,14 @@ def _check_config(config) -> ModelConfig:
 
 
 def prefill_flops(config: ModelConfig, n_tokens: int, *, batch: int = 1) -> int:
-    """Forward FLOPs to process a prompt of ``n_tokens``: weights (2 FLOPs per active
-    non-embedding parameter per token, plus the LM head) and causal attention over the prompt."""
+    """Forward FLOPs to process a prompt of ``n_tokens``: the weight matmuls of every token
+    (:func:`matmul_flops_per_token`: active projections, MLP, LM head) and causal attention over the
+    prompt, each layer within its own window (:func:`attention_score_flops_for`)."""
     config = _check_config(config)
     n_tokens = check_int("n_tokens", n_tokens, minimum=1)
     batch = check_int("batch", batch, minimum=1)
-    embed = config.vocab_size * config.hidden_size
-    dense = n_params(config, active=True) - 2 * embed + embed  # input embedding is a lookup, LM head is a matmul
-    linear = 2 * dense * n_tokens * batch
-    attn = config.n_layers * attention_flops(
-        n_tokens, config.head_dim, n_heads=config.n_heads, batch=batch, causal=True, window=config.sliding_window
-    )
-    return linear + attn
+    linear = sum(matmul_flops_per_token(config).values()) * n_tokens * batch
+    return linear + attention_score_flops_for(config, n_tokens, batch=batch)
 
 
 def decode_step(config: ModelConfig, context: int, *, batch: int = 1, dtype="bf16") -> dict[str, float]:
@@ -173,12 +212,11 @@ def decode_step(config: ModelConfig, context: int, *, batch: int = 1, dtype="bf1
     config = _check_config(config)
     context = check_int("context", context, minimum=0)
     batch = check_int("batch", batch, minimum=1)
-    embed = config.vocab_size * config.hidden_size
-    active = n_params(config, active=True) - embed
-    kept = context if config.sliding_window is None else min(context, config.sliding_window)
-    attn = 4 * batch * config.n_layers * config.n_heads * config.head_dim * (kept + 1)
-    flops = 2 * active * batch + attn
-    moved = active * dtype_bytes(dtype) + kv_cache_bytes_for(config, context + 1, dtype=dtype, batch=batch)
+    # every weight but the input embedding (a lookup of `batch` rows); a tied LM head reads the embedding
+    read = n_params(config, active=True) - (0 if config.tied_embeddings else config.vocab_size * config.hidden_size)
+    attn = attention_score_flops_for(config, 1, context + 1, batch=batch)
+    flops = sum(matmul_flops_per_token(config).values()) * batch + attn
+    moved = read * dtype_bytes(dtype) + kv_cache_bytes_for(config, context + 1, dtype=dtype, batch=batch)
     return {"flops": float(flops), "bytes": float(moved), "intensity": flops / moved}
 
 
