@@ -27,6 +27,34 @@ def _cmd_env(args) -> int:
     return 0
 
 
+def _cmd_plan(args) -> int:
+    from longctx_lab.planner import plan
+
+    try:
+        result = plan(args.config, context=args.context, batch=args.batch, dtype=args.dtype,
+                      kv_dtype=args.kv_dtype, gpu_mem_gib=args.gpu_mem)
+    except (TypeError, ValueError) as e:
+        print(f"longctx-lab plan: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
+    return 0
+
+
+def _add_plan_parser(sub) -> None:
+    from longctx_lab.hf_config import shipped_configs
+
+    p = sub.add_parser("plan", help="weights, KV cache, FLOPs per token and what fits on a GPU, from a config.json")
+    shipped = ", ".join(sorted(shipped_configs()))
+    p.add_argument("config", help=f"a Hugging Face config.json, or a shipped one: {shipped}")
+    p.add_argument("--context", type=int, default=None, help="tokens per sequence (default: max_position_embeddings)")
+    p.add_argument("--batch", type=int, default=1, help="sequences held at once (default 1)")
+    p.add_argument("--dtype", default="bf16", help="weights dtype: bf16, fp16, fp32, fp8, int8, int4 (default bf16)")
+    p.add_argument("--kv-dtype", default=None, help="KV-cache dtype (default: --dtype)")
+    p.add_argument("--gpu-mem", type=float, default=None, metavar="GiB", help="GPU memory in GiB: what fits")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_plan)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longctx-lab", description="Tools for the longctx-lab course.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--json", action="store_true", help="print JSON")
     env.add_argument("--no-probe", action="store_true", help="skip running a kernel in the Triton interpreter")
     env.set_defaults(func=_cmd_env)
+    _add_plan_parser(sub)
     bench = sub.add_parser("bench", help="run a benchmark and record JSON under benchmarks/results/")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     for name in sorted(_bench_modules()):
