@@ -116,8 +116,10 @@ def base_claims(head_dim: int = 128, context: int = 8192) -> list[ClaimCheck]:
             "base -> 0: theta_i -> infinity and rotations become so rapid that adjacent positions look unrelated",
             verdict="correct", source=SEED_PRODUCTION,
             evidence=f"normalised score of a vector with itself one position apart: {std['near']:.3f} at base 1e4, "
-            f"{small['near']:.3f} at base 1e-4",
-            explanation="Right in effect. Note that for base < 1 the frequencies *grow* with i, and that an angle "
+            f"{small['near']:.3f} at base 1e-4 (where theta_0 is still {small['theta0']:g} rad/token)",
+            explanation="Right in effect: neighbours become unrelated. As for base -> infinity, not every theta_i "
+            "moves: theta_0 = base^0 = 1 at every base, and the other pairs alone scramble neighbours. Note that for "
+            "base < 1 the frequencies *grow* with i, and that an angle "
             "per token above pi is indistinguishable from its alias (angles are mod 2*pi): 'faster' stops meaning "
             "anything and the pairs simply scramble neighbouring positions.",
         ),
@@ -181,7 +183,7 @@ def yarn_snippet_claims() -> list[ClaimCheck]:
             "context) and interpolates the low frequencies by the full factor.",
         ),
         check_number(
-            "YaRN temperature = 0.5", stated=0.5, computed=t, source=SEED_ARCHITECTURE, rel_tol=0.05,
+            "YaRN temperature = 0.5", stated="0.5", computed=t, source=SEED_ARCHITECTURE,
             explanation=f"YaRN sets sqrt(1/t) = 0.1 ln(s) + 1; at s = {s:.2f} that is {factor:.3f}, so the logits "
             f"are multiplied by 1/t = {1 / t:.3f} (t = {t:.3f}), a function of the factor, not a constant 0.5.",
         ),

@@ -107,15 +107,18 @@ def claims(cpu_measurements=None) -> list[ClaimCheck]:
 
     return [
         check_statement(
-            "FlashAttention: 2-4x faster than standard attention", verdict="unsupported", source=SEED_ARCHITECTURE,
+            "FlashAttention: 2-4x faster than standard attention", verdict="correct", source=SEED_ARCHITECTURE,
             evidence=f"IO model, one head, n = 4096, d = 64, fp16 on {A100_80GB_SXM.name}: standard attention moves "
             f"{model['standard_bytes'] / 1e6:.0f} MB of HBM traffic, the tiled schedule "
             f"{model['flash_bytes'] / 1e6:.0f} MB for the same {model['flops'] / 1e9:.1f} GFLOP; roofline bounds "
             f"{model['standard_seconds'] * 1e6:.0f} us vs {model['flash_seconds'] * 1e6:.0f} us ({speedup:.1f}x){cpu}",
-            explanation="The FlashAttention paper measured speed-ups of this size on A100s against PyTorch's "
-            "unfused attention, for particular lengths and head sizes; we have no GPU measurement here and print "
-            "none. The gain comes from HBM traffic, not arithmetic: the model predicts it grows with n and shrinks "
-            "when the baseline is itself fused. On a CPU the tiled loop written in Python is not faster at all.",
+            explanation="Correct against the baseline the FlashAttention authors measured: on an A100, against "
+            "PyTorch's standard (unfused) attention, forward plus backward, they report 2-4x at 128 to 4K tokens "
+            "(fp16, batch 8, 12 heads of dim 64: the benchmark published with the first flash-attention release, "
+            "Dao et al. 2022). The gain "
+            "comes from HBM traffic, not arithmetic: the model predicts it grows with n and shrinks against a "
+            "baseline that is itself fused. We have no GPU measurement here and print none; on a CPU the tiled loop "
+            "written in Python is not faster at all.",
         ),
         check_statement(
             "FlashAttention needs O(N) memory instead of O(N^2)", verdict="correct", source=SEED_ARCHITECTURE,
@@ -125,8 +128,8 @@ def claims(cpu_measurements=None) -> list[ClaimCheck]:
             "(O(N d)), never the N x N probabilities. The FLOPs stay O(N^2).",
         ),
         check_number(
-            "Recomputing attention in the backward pass instead of storing it 'doubles compute'", stated=2.0,
-            computed=ratio, source=SEED_ARCHITECTURE, unit="x (fwd+bwd FLOPs)", rel_tol=0.05,
+            "Recomputing attention in the backward pass instead of storing it 'doubles compute'", stated="2",
+            computed=ratio, source=SEED_ARCHITECTURE, unit="x (fwd+bwd FLOPs)",
             explanation="Recomputation redoes one matmul, S = QK^T (half of the forward): forward + backward goes "
             "from 3x to 3.5x the forward FLOPs. It is also what makes FlashAttention's backward *faster* than "
             "reading an N x N matrix back from HBM.",
