@@ -203,3 +203,13 @@ def test_cli_malformed_config(tmp_path, capsys):
     assert "'num_hidden_layers'" in capsys.readouterr().err
     assert main(["plan", "no-such-model"]) == 2
     assert "shipped configs" in capsys.readouterr().err
+
+
+def test_readme_example_is_what_the_command_prints(capsys):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```console\n$ longctx-lab plan ", 1)[1].split("```", 1)[0]
+    command, printed = block.split("\n", 1)
+    assert main(["plan", *command.split()]) == 0
+    assert capsys.readouterr().out == printed
