@@ -125,6 +125,9 @@ def test_every_table_states_the_policy(all_checks):
 
 
 def test_every_number_in_every_chapter_follows_the_policy(all_checks):
+    numeric = [c for checks in all_checks.values() for c in checks if c.rule]
+    assert len(numeric) > 30 and {"must be exact", "rounded to", "snippet output"} <= {
+        key for c in numeric for key in ("must be exact", "rounded to", "snippet output") if key in c.rule}
     for chapter, checks in all_checks.items():
         for c in checks:
             assert isinstance(c, ClaimCheck)
@@ -277,6 +280,14 @@ def test_ch04_speed_claim_is_correct_against_the_papers_baseline(all_checks):
     speed = _one(all_checks["ch04"], "2-4x faster")
     assert speed.verdict == "correct"
     assert "A100" in speed.explanation and "unfused" in speed.explanation
+    memory = _one(all_checks["ch04"], "O(N) memory")
+    growth = ch04.backward_memory_growth()
+    assert growth["lengths"] == (128, 256, 512, 1024)  # the chapter's plot: one exponent, not two
+    assert growth["tiled"] == [4 * (4 * n * 16) + 4 * n for n in growth["lengths"]]  # q, k, v, out + lse, float32
+    logs = [(math.log(n), math.log(b)) for n, b in zip(growth["lengths"], growth["naive"], strict=True)]
+    mx, my = (sum(v) / len(logs) for v in zip(*logs, strict=True))
+    slope = sum((x - mx) * (y - my) for x, y in logs) / sum((x - mx) ** 2 for x, _ in logs)
+    assert memory.verdict == "correct" and f"grows as n^{slope:.2f}" in memory.computed
     recompute = _one(all_checks["ch04"], "doubles compute")
     assert recompute.verdict == "wrong" and _value(recompute.computed) == pytest.approx(3.5 / 3, rel=1e-3)
 

@@ -221,8 +221,9 @@ def approximation_claims() -> list[ClaimCheck]:
             evidence=f"Tiled (FlashAttention-style) sliding-window attention vs the naive float64 reference: max "
             f"|difference| = {err:.1e}. {LLAMA31_8B.name} config: sliding_window = {LLAMA31_8B.sliding_window}, "
             f"context {LLAMA31_8B.max_context:,}.",
-            explanation="FlashAttention computes exact attention (it only reorders the work), and Llama 3.1 runs "
-            "full attention over 128K tokens with it. A sliding window is not an approximation of full attention "
+            explanation="FlashAttention computes exact attention (it only reorders the work), and Llama 3.1's "
+            "published config has full attention (no window) over 128K positions. A sliding window is not an "
+            "approximation of full attention "
             "either: it is exact attention over a smaller, fixed set of keys, and the model is trained that way.",
         ),
         check_statement(

@@ -50,6 +50,22 @@ def saved_for_backward_bytes(fn, seq_len: int, *, head_dim: int = 16, seed: int 
     return sum(storages.values())
 
 
+BACKWARD_MEMORY_LENGTHS = (128, 256, 512, 1024)  # the lengths the chapter's memory plot uses
+
+
+def backward_memory_growth(lengths=BACKWARD_MEMORY_LENGTHS) -> dict:
+    """Bytes autograd keeps for the backward pass (:func:`saved_for_backward_bytes`), naive vs tiled
+    attention, at each of ``lengths``, and the fitted exponent of each: ``{"lengths", "naive", "tiled",
+    "p_naive", "p_tiled"}``. The chapter's plot and the memory claim are this one computation."""
+    lengths = tuple(lengths)
+    if len(lengths) < 2:
+        raise ValueError(f"lengths must hold at least two sequence lengths to fit an exponent, got {lengths}")
+    naive = [saved_for_backward_bytes(lambda q, k, v: naive_attention(q, k, v), n) for n in lengths]
+    tiled = [saved_for_backward_bytes(lambda q, k, v: tiled_attention(q, k, v), n) for n in lengths]
+    return {"lengths": lengths, "naive": naive, "tiled": tiled,
+            "p_naive": fit_power_law(lengths, naive)[0], "p_tiled": fit_power_law(lengths, tiled)[0]}
+
+
 def recomputation_flops_ratio(seq_len: int = 4096, head_dim: int = 128) -> float:
     """(forward + backward FLOPs with recomputation) / (forward + backward FLOPs storing P).
 
@@ -80,11 +96,9 @@ def claims(cpu_measurements=None) -> list[ClaimCheck]:
     """The chapter's claim checks. ``cpu_measurements``: optional list of
     :class:`longctx_lab.measure.Measurement` (naive and tiled at the same lengths) to quote this
     machine's measured time ratio in the speed claim."""
-    lengths = (256, 512, 1024)
-    naive_saved = [saved_for_backward_bytes(lambda q, k, v: naive_attention(q, k, v), n) for n in lengths]
-    tiled_saved = [saved_for_backward_bytes(lambda q, k, v: tiled_attention(q, k, v), n) for n in lengths]
-    p_naive = fit_power_law(lengths, naive_saved)[0]
-    p_tiled = fit_power_law(lengths, tiled_saved)[0]
+    memory = backward_memory_growth()
+    lengths, naive_saved, tiled_saved = memory["lengths"], memory["naive"], memory["tiled"]
+    p_naive, p_tiled = memory["p_naive"], memory["p_tiled"]
 
     snippet = snippet_error(512, 64, 128)
     ratio = recomputation_flops_ratio()
