@@ -119,7 +119,8 @@ QUIZ = Quiz(
             "rows get?",
             options=(
                 Option("Output zeros and LSE = -inf: they sit before key 0 and see no key", correct=True,
-                       explanation="Documented and tested: no NaN, zero gradients (flash-attn does the same)."),
+                       explanation="Documented and tested: no NaN, zero gradients. LSE = -inf (the log of an empty "
+                       "sum) is this course's choice; flash-attn's forward also writes zeros but stores LSE = +inf."),
                 Option("NaN, as softmax of an all -inf row", explanation="A kernel must never return NaN silently."),
                 Option("The mean of V", explanation="That would be attention with all scores equal, not no keys."),
             ),
