@@ -191,7 +191,7 @@ def _comparison(stated: StatedNumber, computed: float, ok: bool) -> str:
     if stated.kind == "exact":
         diff = stated.value - computed
         if diff == 0:
-            return "difference 0"
+            return ""
         return f"stated - computed = {diff:+,.0f}" if float(diff).is_integer() else f"stated - computed = {diff:+.4g}"
     if computed == 0:
         return f"stated - computed = {stated.value:+.4g}"
