@@ -78,18 +78,19 @@ def test_decode_step_reads_w_keys_in_a_window_layer():
     assert full["flops"] - sum(cost.matmul_flops_per_token(LLAMA3_70B).values()) == 4 * 80 * 64 * 128 * 1000
 
 
-@given(m=models(), context=st.integers(1, 500), batch=st.integers(1, 8), gib=st.floats(0.001, 2.0),
-       dtype=st.sampled_from(sorted(BYTES)), kv_dtype=st.sampled_from(sorted(BYTES)))
-def test_what_fits_is_the_exact_boundary(m, context, batch, gib, dtype, kv_dtype):
+@given(m=models(), context=st.integers(1, 500), batch=st.integers(1, 8), dtype=st.sampled_from(sorted(BYTES)),
+       kv_dtype=st.sampled_from(sorted(BYTES)), weights_share=st.floats(0.8, 1.25), kv_share=st.floats(0.0, 3.0))
+def test_what_fits_is_the_exact_boundary(m, context, batch, dtype, kv_dtype, weights_share, kv_share):
+    weights = int(n_params(m) * BYTES[dtype])  # n_params is checked against transformers in test_hf_config
+    kv = int(kv_reference(m, context, kv_dtype))
+    gib = (weights / weights_share + kv_share * batch * kv) / GiB  # GPUs around the weights and the batch's cache
     p = plan(m, context=context, batch=batch, dtype=dtype, kv_dtype=kv_dtype, gpu_mem_gib=gib)
     gpu = int(gib * GiB)
-    weights = int(n_params(m) * BYTES[dtype])  # n_params is checked against transformers in test_hf_config
     assert p.weights_bytes == weights and p.gpu_mem_bytes == gpu
     if weights > gpu:
         assert p.fits is False and p.max_context is None and p.max_batch is None
         assert p.verdict.startswith("does not fit: the weights alone")
         return
-    kv = int(kv_reference(m, context, kv_dtype))
     assert p.fits == (weights + batch * kv <= gpu)
     assert p.verdict.startswith("fits" if p.fits else "does not fit")
     assert p.max_batch >= 0 and weights + p.max_batch * kv <= gpu < weights + (p.max_batch + 1) * kv
@@ -128,6 +129,13 @@ def test_all_window_model_is_unbounded_when_its_window_fits():
     assert p.kv_bytes_per_sequence == 2 * 32 * 8 * 128 * 2 * 4096
     tight = plan("mistral-7b-v0.1", context=100, batch=64, gpu_mem_gib=14)  # 13.5 GiB of weights
     assert not tight.max_context_unbounded and 0 < tight.max_context < 4096
+
+
+def test_not_one_sequence_fits_is_said_not_hidden():
+    p = plan("llama-3.1-8b", context=131072, gpu_mem_gib=16)  # 14.96 GiB of weights, 16 GiB of KV per sequence
+    assert p.fits is False and p.max_batch == 0
+    assert "not one sequence of 131,072 tokens fits" in p.verdict
+    assert p.max_context == (16 * GiB - p.weights_bytes) // p.kv_bytes_per_token
 
 
 @pytest.mark.parametrize("kwargs, exc, words", [
