@@ -86,7 +86,7 @@ def _get(cfg: Mapping, key: str, kind: str, default=_REQUIRED, *, minimum: int =
     if value is None:
         if default is _REQUIRED:
             model_type = cfg.get("model_type")
-            raise ValueError(f"config.json must have key {key!r} (an {kind}) for model_type {model_type!r}, got none")
+            raise ValueError(f"config.json must have key {key!r} ({kind}) for model_type {model_type!r}, got none")
         return default
     name = f"config.json key {key!r}"
     if kind == "int":
@@ -151,9 +151,7 @@ def from_hf_config(
     ``_name_or_path``/path. ``published_params`` is the index's count for a shipped config, ``None``
     otherwise. See the module docstring for the keys read and their defaults.
     """
-    entry = None
-    if isinstance(config, str) and config in shipped_configs():
-        entry = shipped_configs()[config]
+    entry = shipped_configs().get(config) if isinstance(config, str) else None
     if isinstance(config, Mapping):
         cfg, where = config, "config dict"
     else:

@@ -135,9 +135,10 @@ class Plan:
         return f"<table>{body}</table>"
 
 
-def _dtype_name(dtype, name: str) -> tuple[str, float]:
-    size = dtype_bytes(dtype, name)
-    return (dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")), size
+def _dtype_name(dtype, name: str) -> str:
+    """``dtype``'s name, after :func:`dtype_bytes` has checked it (the error names ``name``)."""
+    dtype_bytes(dtype, name)
+    return dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
 
 
 def _fit(config: ModelConfig, context: int, batch: int, kv_dtype, weights: int, kv_batch: int, gpu: int) -> dict:
@@ -188,9 +189,9 @@ def plan(
         config = from_hf_config(config)
     context = config.max_context if context is None else check_int("context", context, minimum=1)
     batch = check_int("batch", batch, minimum=1)
-    dtype_name, _ = _dtype_name(dtype, "dtype")
+    dtype_name = _dtype_name(dtype, "dtype")
     kv_dtype = dtype if kv_dtype is None else kv_dtype
-    kv_name, _ = _dtype_name(kv_dtype, "kv_dtype")
+    kv_name = _dtype_name(kv_dtype, "kv_dtype")
     gpu = None if gpu_mem_gib is None else int(check_number("gpu_mem_gib", gpu_mem_gib, exclusive_minimum=0) * GiB)
 
     weights = weights_bytes(config, dtype=dtype)
