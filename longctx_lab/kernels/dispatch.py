@@ -6,8 +6,9 @@ Which implementation runs (``backend="auto"``):
   (bfloat16 needs sm_80 or newer; on older GPUs bfloat16 goes to the PyTorch path).
 - CPU tensors in a process where ``TRITON_INTERPRET=1`` was set before ``triton`` was imported:
   the same Triton kernels, executed by the Triton interpreter (slow; for tests and tiny demos).
-- Everything else: the tiled PyTorch implementation,
-  :func:`longctx_lab.attention.tiled.tiled_attention` (same algorithm, same semantics).
+- float64 (any device), and everything else: the tiled PyTorch implementation,
+  :func:`longctx_lab.attention.tiled.tiled_attention` (same algorithm, same semantics). The Triton
+  kernels have no float64: ``backend="triton"`` refuses it with a ``TypeError``.
 
 ``backend="triton"`` or ``"torch"`` forces one of them (``"triton"`` raises when it cannot run).
 Every path validates the arguments the same way and raises the same errors.
@@ -17,15 +18,15 @@ Conventions (COURSE.md section 2):
 - Shapes: ``q`` ``(batch, heads, q_len, head_dim)``; ``k``, ``v`` ``(batch, kv_heads, kv_len, head_dim)``
   with ``heads`` a multiple of ``kv_heads``; query head ``h`` reads KV head ``h // (heads // kv_heads)``
   (grouped-query attention, as ``repeat_interleave`` and SDPA's ``enable_gqa``).
-- ``head_dim`` is 16, 32, 64 or 128; dtypes float16, bfloat16, float32.
+- ``head_dim`` is 16, 32, 64 or 128; dtypes float16, bfloat16, float32, and float64 on the PyTorch path.
 - ``q_len != kv_len``: bottom-right aligned, query row ``i`` is at position ``p = i + kv_len - q_len``
   (flash-attn >= 2.1, a decode step over a KV cache).
 - ``causal``: keys ``j <= p``. ``window=w`` with ``causal``: keys ``p - w < j <= p`` (flash-attn
   ``window_size=(w - 1, 0)``, Hugging Face ``sliding_window=w``); ``window`` without ``causal``:
   ``|p - j| < w`` (flash-attn ``window_size=(w - 1, w - 1)``).
 - ``scale`` defaults to ``1 / sqrt(head_dim)``.
-- LSE: ``log(sum_j exp(scale * q . k_j))`` over the visible keys, natural log, float32,
-  ``(batch, heads, q_len)``.
+- LSE: ``log(sum_j exp(scale * q . k_j))`` over the visible keys, natural log, float32 (float64 for
+  float64 inputs), ``(batch, heads, q_len)``.
 - A query row that sees no key (``q_len > kv_len`` with ``causal``) has output zeros, LSE ``-inf``
   and zero gradients, on every path. No NaN.
 """
@@ -50,7 +51,9 @@ except ImportError:  # pragma: no cover - exercised only where triton is missing
         return False
 
 
-SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+#: What the Triton kernels take (compiled or interpreted); float64 runs only on the PyTorch path.
+TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 BACKENDS = ("auto", "triton", "torch")
 
 #: The interpreter bug behind the bf16 refusal (tl.dot on bf16 returns wrong values, no error).
@@ -77,7 +80,7 @@ def _validate(q, k, v, causal, window, scale, backend):
     else:
         scale = check_number("scale", scale, exclusive_minimum=0)
     if q.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"q, k and v must be float16, bfloat16 or float32, got dtype {q.dtype}")
+        raise TypeError(f"q, k and v must be float16, bfloat16, float32 or float64, got dtype {q.dtype}")
     if head_dim not in SUPPORTED_HEAD_DIMS:
         raise ValueError(
             f"head_dim (the last dimension of q, k and v) must be one of {SUPPORTED_HEAD_DIMS}, got {head_dim}"
@@ -91,12 +94,20 @@ def select_backend(q: torch.Tensor, backend: str = "auto") -> str:
     """Name of the implementation :func:`flash_attention` would run for ``q``.
 
     Returns ``"triton"`` (compiled, CUDA), ``"triton-interpreter"`` (CPU, ``TRITON_INTERPRET=1``) or
-    ``"torch"``. Raises ``ValueError`` when ``backend="triton"`` cannot run on this input, and
-    ``TypeError`` for bfloat16 under the interpreter (it would silently return wrong values).
+    ``"torch"`` (always for float64). Raises ``ValueError`` when ``backend="triton"`` cannot run on this
+    input, ``TypeError`` for float64 with ``backend="triton"``, and ``TypeError`` for bfloat16 under the
+    interpreter (it would silently return wrong values).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "torch":
+        return "torch"
+    if q.dtype not in TRITON_DTYPES:
+        if backend == "triton":
+            raise TypeError(
+                f"backend='triton' needs q, k and v in float16, bfloat16 or float32 (the Triton kernels have no "
+                f"{q.dtype}), got dtype {q.dtype}; use backend='torch' or 'auto' (the PyTorch path takes float64)"
+            )
         return "torch"
     interpreted = interpreter_active()
     if interpreted and q.device.type == "cpu":
@@ -139,7 +150,8 @@ def flash_attention_with_lse(
 
     ``out`` is ``(batch, heads, q_len, head_dim)`` in the input dtype and differentiable
     (``loss.backward()`` fills ``q.grad``, ``k.grad``, ``v.grad``); ``lse`` is ``(batch, heads, q_len)``
-    float32, natural log, not differentiable. See the module docstring for masks, GQA and alignment.
+    float32 (float64 for float64 inputs), natural log, not differentiable. See the module docstring for
+    masks, GQA and alignment.
     """
     window, scale = _validate(q, k, v, causal, window, scale, backend)
     chosen = select_backend(q, backend)

@@ -30,7 +30,8 @@ def qkv(q_shape=(1, 2, 8, 16), kv_shape=None, dtype=torch.float32):
         (lambda: qkv((1, 2, 8, 24)), {}, ValueError, r"head_dim .* must be one of \(16, 32, 64, 128\), got 24"),
         (lambda: qkv((1, 2, 8, 256)), {}, ValueError, r"head_dim .* got 256"),
         (lambda: qkv((1, 2, 8, 8)), {}, ValueError, r"head_dim .* got 8"),
-        (lambda: qkv(dtype=torch.float64), {}, TypeError, r"float16, bfloat16 or float32, got dtype torch\.float64"),
+        (lambda: tuple(t.to(torch.float8_e4m3fn) for t in qkv()), {}, TypeError,
+         r"float16, bfloat16, float32 or float64, got dtype torch\.float8_e4m3fn"),
         (lambda: tuple(t.int() for t in qkv()), {}, TypeError, r"q must be a floating-point tensor"),
         (qkv, {"window": 0}, ValueError, r"window must be an integer >= 1, got 0"),
         (qkv, {"window": -3}, ValueError, r"window must be an integer >= 1, got -3"),
@@ -69,7 +70,26 @@ def test_device_mismatch_is_checked_before_anything_runs():
         flash_attention(q, k.to("meta"), v)
 
 
-def test_bf16_refused_under_interpreter_on_every_entry_point():
+def test_float64_runs_the_pytorch_path_and_triton_refuses_it(device):
+    """float64 goes to the tiled PyTorch path (on CPU, and with backend='auto' anywhere); the Triton kernels have
+    no float64, so backend='triton' raises a TypeError that says what to use instead."""
+    gen = torch.Generator().manual_seed(7)
+    q, k, v = (torch.randn(1, 4 if i == 0 else 2, 24, 16, generator=gen, dtype=torch.float64) for i in range(3))
+    q, k, v = (t.to(device).requires_grad_() for t in (q, k, v))
+    for backend in ("auto", "torch"):
+        assert select_backend(q, backend) == "torch"
+        out, lse = flash_attention_with_lse(q, k, v, causal=True, window=5, backend=backend)
+        assert out.dtype == torch.float64 and lse.dtype == torch.float64
+    with pytest.raises(TypeError, match=r"backend='triton' needs q, k and v in float16, bfloat16 or float32 .*"
+                                        r"got dtype torch\.float64; use backend='torch'"):
+        flash_attention(q, k, v, backend="triton")
+    with pytest.raises(TypeError, match=r"torch\.float64"):
+        select_backend(q, "triton")
+
+
+def test_bf16_refused_under_interpreter_on_every_entry_point(device):
+    if device.type == "cuda":
+        pytest.skip("interpreter behaviour; bf16 runs natively on CUDA")
     q, k, v = qkv(dtype=torch.bfloat16)
     for call in (
         lambda: flash_attention(q, k, v),
