@@ -17,6 +17,10 @@ Conventions: ``m`` and ``l`` have the shape of the rows (the scores' shape witho
 dimension); ``acc`` has that shape plus ``head_dim``. A row that has seen no key yet (or only
 masked keys, score ``-inf``) has ``m = -inf``, ``l = 0``, ``acc = 0``; finalising such a row gives
 output zeros and log-sum-exp ``-inf``, never NaN.
+
+NaN is never hidden: a NaN score (from a NaN in ``q`` or ``k``) makes the row's ``m`` and ``l`` NaN, a
+NaN value makes ``acc`` NaN, and :func:`finalize` passes them on (NaN output and log-sum-exp), as
+``torch.softmax`` and SDPA do. Only a row with ``l == 0`` exactly (it saw no key) gives zeros.
 """
 
 from __future__ import annotations
@@ -124,15 +128,17 @@ def merge_states(a: SoftmaxState, b: SoftmaxState) -> SoftmaxState:
 def finalize(state: SoftmaxState) -> tuple[torch.Tensor | None, torch.Tensor]:
     """Turn a state into ``(output, lse)``: ``output = acc / l`` and ``lse = m + log(l)``.
 
-    Rows that saw no key (``l = 0``) give output zeros and ``lse = -inf``. ``output`` is ``None``
-    when the state tracks no values.
+    Rows that saw no key (``l == 0``) give output zeros and ``lse = -inf``, whatever ``acc`` holds
+    (``0 * NaN`` from a NaN value in a masked column of the tile stays out). A NaN in ``m``, ``l`` or
+    ``acc`` of any other row comes out as NaN: the test is ``l == 0``, not ``l > 0``, which NaN would
+    fail and so turn a poisoned row into zeros. ``output`` is ``None`` when the state tracks no values.
     """
-    seen = state.l > 0
-    l_safe = torch.where(seen, state.l, torch.ones_like(state.l))
-    lse = torch.where(seen, state.m + torch.log(l_safe), torch.full_like(state.m, float("-inf")))
+    empty = state.l == 0
+    l_safe = torch.where(empty, torch.ones_like(state.l), state.l)
+    lse = torch.where(empty, torch.full_like(state.m, float("-inf")), state.m + torch.log(l_safe))
     if state.acc is None:
         return None, lse
-    out = torch.where(seen[..., None], state.acc / l_safe[..., None], torch.zeros_like(state.acc))
+    out = torch.where(empty[..., None], torch.zeros_like(state.acc), state.acc / l_safe[..., None])
     return out, lse
 
 

@@ -22,8 +22,13 @@ Conventions (shared with the Triton kernels):
   ``(batch, heads, q_len)``, float32 (float64 when the inputs are float64, which only this torch
   path accepts). It is all the backward pass needs to rebuild the probabilities.
 - A query row that sees no key (possible when ``q_len > kv_len`` with ``causal``, or with a
-  window) has no defined softmax: its output is zeros and its LSE is ``-inf`` (flash-attn does the
-  same); its gradients are zeros. No NaN.
+  window) has no defined softmax: its output is zeros and its LSE is ``-inf`` (the course's
+  choice; flash-attn's non-split forward returns ``+inf`` there); its gradients are zeros. No NaN.
+- NaN is never hidden: a NaN in ``q``, ``k`` or ``v`` reaches every output, LSE and gradient entry
+  that depends on it, as in SDPA and :func:`~longctx_lab.attention.reference.naive_attention` (a NaN
+  key reaches the rows that see it; a NaN query its own row). Through ``0 * NaN`` it may also reach
+  entries that share a visited tile with it (SDPA's dense product spreads it further, to every row),
+  but never a row that sees no key.
 
 Block skipping: query block ``[qs, qe)`` visits only the key blocks that overlap the band of keys
 some row of the block may see (:func:`key_block_range`); a visited tile that is only partly inside
@@ -323,17 +328,23 @@ def _backward(q, k, v, out, lse, dout, causal, window, scale, block_q, block_k):
             lse_tile = lse[:, :, qs:qe].reshape(bk, group * rows, 1)
             delta_tile = delta[:, :, qs:qe].reshape(bk, group * rows, 1)
             scores = torch.bmm(q_tile * scale, k_tile.transpose(1, 2))
-            keep = _tile_keep(qs, qe, ks, ke, offset, causal, window, q.device)
-            if keep is not None:
-                scores = scores.masked_fill(~keep.repeat(group, 1), float("-inf"))
             p = torch.exp(scores - lse_tile)  # recomputed probabilities P_ij
-            dv_tile += torch.bmm(p.transpose(1, 2), do_tile)  # dV_j += P^T dO_i
             dp = torch.bmm(do_tile, v_tile.transpose(1, 2))  # dP = dO_i V_j^T
             ds = p * (dp - delta_tile)  # dS = P * (dP - delta_i)
+            keep = _tile_keep(qs, qe, ks, ke, offset, causal, window, q.device)
+            if keep is not None:
+                # Masked entries are exactly 0 in P and dS: select, not multiply, so that a NaN row (NaN LSE and
+                # delta) or a NaN key reaches no gradient through a masked entry.
+                hide = ~keep.repeat(group, 1)
+                p = p.masked_fill(hide, 0.0)
+                ds = ds.masked_fill(hide, 0.0)
+            dv_tile += torch.bmm(p.transpose(1, 2), do_tile)  # dV_j += P^T dO_i
             dq[:, :, qs:qe] += (torch.bmm(ds, k_tile) * scale).reshape(bk, group, rows, head_dim)
             dk_tile += torch.bmm(ds.transpose(1, 2), q_tile) * scale  # dK_j += scale dS^T Q_i
         dk[:, ks:ke] = dk_tile
         dv[:, ks:ke] = dv_tile
+    # A row that saw no key has dQ 0, even where 0 * NaN (a NaN value in a visited tile) reached it.
+    dq = dq.masked_fill(torch.isposinf(lse)[..., None], 0.0)
     dq = dq.reshape(batch, heads, q_len, head_dim).to(q.dtype)
     return dq, dk.reshape(k.shape).to(k.dtype), dv.reshape(v.shape).to(v.dtype)
 

@@ -29,6 +29,8 @@ Conventions (COURSE.md section 2):
   float64 inputs), ``(batch, heads, q_len)``.
 - A query row that sees no key (``q_len > kv_len`` with ``causal``) has output zeros, LSE ``-inf``
   and zero gradients, on every path. No NaN.
+- A NaN in ``q``, ``k`` or ``v`` reaches every output, LSE and gradient entry that depends on it, on
+  every path, as in SDPA (see :mod:`longctx_lab.attention.tiled`); it is never turned into zeros.
 """
 
 from __future__ import annotations

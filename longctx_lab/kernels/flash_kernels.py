@@ -16,6 +16,9 @@ Layout and conventions (the same as the rest of the course):
   the LSE written to memory is in natural-log units, ``lse = log(sum_j exp(scale * q . k_j))``.
 - A query row that sees no key (possible when ``q_len > kv_len`` under causal) gets output 0 and
   LSE ``-inf``; its gradients are 0.
+- NaN propagates: a NaN in q, k or v reaches every output (and gradient) that depends on it, as in
+  SDPA; it may also reach entries that share a loaded tile with it through ``0 * NaN`` (as it reaches
+  every row in SDPA's dense product), but never a row that sees no key.
 
 Block skipping. For a query tile the key range splits into three parts (:func:`_split_range`):
 key tiles no row of the tile can see are never loaded (loop bounds); tiles every row sees
@@ -207,8 +210,11 @@ def attn_fwd_kernel(
                                M, N, WINDOW, qk_scale, b_end, end,
                                True, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION)
 
-    empty = l_i == 0.0  # the row saw no key: output 0, LSE -inf
-    out = acc / tl.where(empty, 1.0, l_i)[:, None]
+    # The row saw no key: output 0, LSE -inf. `l == 0`, not `l > 0`: a NaN in q or k makes l NaN, and the
+    # row must come out NaN, not zeros. where() also keeps out the 0 * NaN that a NaN value in a masked
+    # column of a loaded tile leaves in acc.
+    empty = l_i == 0.0
+    out = tl.where(empty[:, None], 0.0, acc / tl.where(empty, 1.0, l_i)[:, None])
     lse = tl.where(empty, float("-inf"), (m_i + tl.math.log2(tl.where(empty, 1.0, l_i))) * 0.6931471805599453)
 
     o_base = Out + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh
@@ -272,6 +278,8 @@ def _dkdv_tiles(dk, dv, k, v, q_base, stride_qm, do_base, lse_base, delta_base, 
         dv += tl.dot(p_t.to(do.dtype), do, input_precision=DOT_PRECISION)
         dp_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
         ds_t = p_t * (dp_t - delta[None, :])
+        if MASKED:
+            ds_t = tl.where(vis_t, ds_t, 0.0)  # 0 * NaN (a NaN row's delta, a NaN value) stays out of masked dS
         dk += tl.dot(ds_t.to(q.dtype), q, input_precision=DOT_PRECISION)
     return dk, dv
 
@@ -408,7 +416,8 @@ def attn_bwd_dq_kernel(
     dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, pos_q, offs_m, offs_d,
                    M, N, WINDOW, qk_scale, b_end, end, True, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION)
 
-    dq = dq * sm_scale
+    # A row that saw no key (LSE -inf) has dQ 0, even where 0 * NaN (a NaN value in a loaded tile) reached it.
+    dq = tl.where((lse2 == float("-inf"))[:, None], 0.0, dq * sm_scale)
     tl.store(DQ + dense, dq.to(DQ.dtype.element_ty), mask=row_ok[:, None])
 
 
