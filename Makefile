@@ -56,9 +56,11 @@ sync: setup
 exercises: setup
 	$(BIN)/python tools/make_exercises.py
 
-# Executes every chapter fresh (a cell error fails the build) and renders build/book/ (not committed).
+# Sphinx + MyST-NB (docs/conf.py): executes every chapter fresh (a cell error fails the build) and renders
+# build/book/ (not committed). `make test` renders the chapters its budget stage executed instead.
 book: setup
-	$(BIN)/python tools/build_book.py
+	$(BIN)/sphinx-build -q -W --keep-going -b html docs build/book
+	@echo "the book: build/book/index.html"
 
 # Debian's Chromium for the browser test (tests/test_browser.py), installed when missing and apt-get can.
 # Never fails: where it cannot install, the browser test says why and skips (no apt-get, no root).

@@ -186,12 +186,16 @@ class QuizDisplay:
         from jupyterquiz.dynamic.loader import load_questions_script
         from jupyterquiz.dynamic.renderer import build_script, build_styles, render_div
 
-        # one id per chapter, so a page that shows two quizzes keeps them apart and a rerun gives the same HTML
-        div_id = "quiz-" + "".join(ch if ch.isalnum() else "-" for ch in self.quiz.chapter)
+        # one id per chapter, so a page that shows two quizzes keeps them apart and a rerun gives the same HTML;
+        # jupyterquiz also uses it inside JavaScript identifiers, so letters and digits only
+        div_id = "quiz" + "".join(ch for ch in self.quiz.chapter if ch.isascii() and ch.isalnum())
         prefix, static, url = load_questions_script(to_jupyterquiz(self.quiz), div_id)
         div = render_div(div_id, False, False, False, 1_000_000, 600, 10, "left")
         styles = build_styles(div_id, _QUIZ_COLORS)
         script = build_script(prefix, static, url, div_id, True)
+        # jupyterquiz fetches MathJax from a CDN when the page's own MathJax has not started yet; the course's
+        # pages bring their own (the book serves it locally), and an offline page must not reach out.
+        script = script.replace(_MATHJAX_CDN, "").replace("document.head.appendChild(script);", "")
         return f"{div}</div>{styles}<script type=\"text/javascript\">\n{script}\n</script>"
 
     def _repr_mimebundle_(self, include=None, exclude=None):
@@ -200,6 +204,8 @@ class QuizDisplay:
     def __repr__(self) -> str:
         return as_text(self.quiz)
 
+
+_MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-svg.js"
 
 #: jupyterquiz's default palette (the package's own colours, named here so the HTML does not change with it)
 _QUIZ_COLORS = {

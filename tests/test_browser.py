@@ -1,4 +1,4 @@
-"""Chapter 1 in a real JupyterLab, in a real browser (marker ``browser``).
+"""The course in a real browser (marker ``browser``): chapter 1 in JupyterLab, and the built book from disk.
 
 JupyterLab is started from this project's environment on a free loopback port with a random token,
 serving a temporary directory that holds a copy of ``notebooks/ch01_quadratic_wall.ipynb`` (saving the
@@ -8,6 +8,12 @@ downloads a browser here). The test runs all cells from the Run menu, waits for 
 checks that no cell shows or stores an error, clicks a quiz answer and checks that jupyterquiz's
 feedback element reacts, and saves a screenshot under the test's temporary directory (its path is
 printed). The server is stopped by PID (and its kernels with it) at the end, also when the test fails.
+
+The book test opens two chapters of the built book (``build/book``, written by the ``book`` stage that
+runs before this one, or built here from ``build/executed`` when it is missing) as ``file://`` pages with
+every network request blocked, and checks that formulas are typeset by the locally served MathJax (no
+raw ``$$`` or ``\\frac`` left in the prose), that no widget repr or frozen progress bar shows, that the quiz
+answers a click, and that the page logs no error.
 
 Chromium comes from ``apt-get install chromium`` (``make browser-deps``, run by ``make test``). The test
 is skipped only where Chromium is missing and cannot be installed (no ``apt-get``, or no root).
@@ -243,3 +249,78 @@ def test_chapter_1_runs_in_jupyterlab_and_the_quiz_reacts(chromium, jupyterlab, 
         print(f"{len(from_outputs)} error(s) in jupyterquiz's script (no MathJax offline): {from_outputs[0][:300]}")
         page_errors = [e for e in page_errors if e not in from_outputs]
     assert not page_errors, f"JavaScript errors in the page: {page_errors}"
+
+
+BOOK = Path(os.environ.get("LONGCTX_BOOK_DIR", ROOT / "build" / "book"))
+BOOK_PAGES = ("ch01_quadratic_wall.html", "ch02_rope_scaling.html")
+# the prose of a page with code blocks taken out: raw TeX left there means MathJax did not typeset it
+PROSE_JS = """() => {
+  const main = document.querySelector('main').cloneNode(true);
+  main.querySelectorAll('pre, code, .highlight, script, style, mjx-container, .MathJax').forEach(e => e.remove());
+  return main.innerText;
+}"""
+
+
+@pytest.fixture(scope="module")
+def book() -> Path:
+    """The built book: the book stage's output, or built here from the notebooks the budget stage executed."""
+    if not (BOOK / "index.html").exists():
+        executed = ROOT / "build" / "executed"
+        if not all((executed / page.replace(".html", ".ipynb")).exists() for page in BOOK_PAGES):
+            pytest.fail(f"no book at {BOOK} and no executed chapters in {executed}: run `make book` first")
+        env = {**os.environ, "LONGCTX_BOOK_NOTEBOOKS": "build/executed"}
+        subprocess.run([str(BIN / "sphinx-build"), "-q", "-b", "html", "docs", str(BOOK)], cwd=ROOT, env=env,
+                       check=True, timeout=600)
+    return BOOK
+
+
+@pytest.mark.parametrize("page_name", BOOK_PAGES)
+def test_book_page_offline_math_quiz_and_no_dead_widgets(chromium, book, page_name, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    page_path = book / page_name
+    assert page_path.exists(), f"the book has no page {page_name}: {sorted(p.name for p in book.glob('*.html'))}"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_FLAGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        blocked: list[str] = []
+
+        def block_network(route):
+            if route.request.url.startswith("file://"):
+                route.continue_()
+            else:
+                blocked.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", block_network)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+        page.on("console", lambda msg: errors.append(f"console: {msg.text}") if msg.type == "error" else None)
+        try:
+            page.goto(page_path.as_uri())
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+            page.evaluate("() => MathJax.startup.promise")
+            assert page.locator("mjx-container").count() > 3, "MathJax typeset (almost) nothing"
+            prose = page.evaluate(PROSE_JS)
+            for raw in ("$$", "\\frac", "\\sqrt", "\\begin{"):
+                assert raw not in prose, f"raw TeX {raw!r} in the page text: ...{prose[prose.find(raw) - 80:][:200]}..."
+            text = "\n".join(page.locator(".cell_output").all_inner_texts())
+            assert text.strip(), "no cell output on the page"
+            for dead in ("interactive(children", "IntSlider(", "Dropdown(", "HBox(children", "0%|"):
+                assert dead not in text, f"a widget repr or frozen progress bar shows: {dead!r}"
+            quiz = page.locator(".Quiz:has(.MCButton)").first
+            quiz.scroll_into_view_if_needed()
+            expect(quiz).to_be_visible()
+            feedback = quiz.locator(".Feedback")
+            before = (feedback.inner_text(), feedback.get_attribute("class"))
+            quiz.locator(".MCButton").first.click()
+            expect(feedback).to_have_class(re.compile(r"\b(correct|incorrect)\b"), timeout=10_000)
+            assert (feedback.inner_text(), feedback.get_attribute("class")) != before, "quiz feedback did not change"
+            page.screenshot(path=str(tmp_path / page_name.replace(".html", ".png")), full_page=False)
+            print(f"screenshot: {tmp_path / page_name.replace('.html', '.png')}")
+        finally:
+            context.close()
+            browser.close()
+    assert not blocked, f"the page tried to reach the network: {blocked[:5]}"
+    assert not errors, f"errors in the page: {errors[:5]}"

@@ -118,8 +118,9 @@ def test_quiz_display_has_a_script_form_and_a_text_form():
     bundle = QuizDisplay(QUIZ)._repr_mimebundle_()
     assert bundle["text/plain"] == as_text(QUIZ)
     html = bundle["text/html"]
-    assert '<div id="quiz-' in html and "<script" in html and QUIZ.questions[0].prompt[:30] in html
+    assert '<div id="quiz' in html and "<script" in html and QUIZ.questions[0].prompt[:30] in html
     assert QuizDisplay(QUIZ).html() == html  # same HTML on a rerun
+    assert "https://" not in html and "http://" not in html  # nothing fetched from the network
     with pytest.raises(TypeError, match="quiz"):
         QuizDisplay("not a quiz")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PYTEST = [str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-SPECIAL = "lint or triton or aot or distributed or notebooks or grading or slow or browser"
+SPECIAL = "lint or book or triton or aot or distributed or notebooks or grading or slow or browser"
 
 # (stage name, command, command...): a stage runs its commands in order.
 STAGES: list[tuple] = [
@@ -35,7 +35,8 @@ STAGES: list[tuple] = [
     # wall time and peak RSS of each chapter on this machine, against the course budget
     ("budget", [str(BIN / "longctx-lab"), "bench", "notebooks", "--executed-dir", "build/executed"]),
     # the static HTML course (make book) rendered from the notebooks `budget` just executed, then checked
-    ("book", [str(BIN / "python"), "tools/build_book.py", "--from-executed", "build/executed"]),
+    ("book", ["env", "LONGCTX_BOOK_NOTEBOOKS=build/executed", str(BIN / "sphinx-build"), "-q", "-W", "--keep-going",
+              "-b", "html", "docs", "build/book"], PYTEST + ["-m", "book", "tests"]),
     ("browser", PYTEST + ["-m", "browser", "tests"]),
 ]
 
