@@ -52,7 +52,8 @@ def stage_chapters(dest: Path, *, notebooks: Path = ROOT / "notebooks", executed
         for chapter in chapters:
             executed = Path(executed_dir) / chapter.name
             if not executed.is_file():
-                raise BookError(f"{executed} is missing: run `longctx-lab bench notebooks --executed-dir {executed_dir}`")
+                hint = f"longctx-lab bench notebooks --executed-dir {executed_dir}"
+                raise BookError(f"{executed} is missing: run `{hint}`")
             check_executed(executed, chapter)
     for old in dest.glob(CHAPTER_GLOB):
         old.unlink()
