@@ -98,7 +98,7 @@ def test_bad_inputs():
     with pytest.raises(TypeError, match="k_new must be torch.float64"):
         cache.append(torch.zeros(1, 2, 1, 4), torch.zeros(1, 2, 1, 4))
     cache.append(torch.zeros(1, 2, 1, 4, dtype=torch.float64), torch.zeros(1, 2, 1, 4, dtype=torch.float64))
-    with pytest.raises(ValueError, match="q must hold one query"):
+    with pytest.raises(ValueError, match="q holds q_len=2 queries, but sequence 0 has only 1 tokens"):
         cache.attend(torch.zeros(1, 2, 2, 4, dtype=torch.float64))
     q, k, v = qkv(1, 1, 1, 5, 4, 0)
     with pytest.raises(ValueError, match="window must be an integer >= 1, got 0"):

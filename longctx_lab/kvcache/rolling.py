@@ -9,16 +9,21 @@ grows (Mistral 7B's rolling buffer).
 The slots are not in chronological order once the buffer has wrapped, and they need not be:
 attention is a weighted sum over keys, so permuting keys and values together leaves the output
 unchanged, provided positions were applied to the keys (RoPE) *before* caching, as they are in
-Mistral-style models.
+Mistral-style models. (:meth:`RollingKVCache.attend` still orders them chronologically, so that several
+queries at once get the right window mask.)
+
+:class:`RollingKVCache` implements the :class:`longctx_lab.kvcache.base.KVCache` interface (per-sequence
+lengths, fork, free); with ``chunk > 1`` it keeps ``window + chunk - 1`` slots, so that ``chunk`` queries at
+a time (a chunked prefill) still find every key their window needs.
 """
 
 from __future__ import annotations
 
 import torch
 
-from longctx_lab._validate import check_int, check_qkv, check_tensor
-from longctx_lab.attention.reference import naive_attention
+from longctx_lab._validate import check_int, check_qkv
 from longctx_lab.cost import kv_cache_bytes
+from longctx_lab.kvcache.base import KVCache
 
 __all__ = ["RollingKVCache", "decode_with_rolling_cache", "rolling_memory_table", "rolling_slot"]
 
@@ -30,58 +35,104 @@ def rolling_slot(position: int, window: int) -> int:
     return position % window
 
 
-class RollingKVCache:
-    """Keys and values of the last ``window`` tokens of one layer, in a circular buffer.
+class RollingKVCache(KVCache):
+    """Keys and values of the last ``window + chunk - 1`` tokens of each sequence, in a circular buffer.
 
-    Buffers ``k`` and ``v`` have shape ``(batch, kv_heads, window, head_dim)``; ``positions[s]`` is
-    the absolute position stored in slot ``s`` (-1 while empty). ``length`` counts the tokens
-    appended so far, i.e. the position the next token will have.
+    Buffers ``k`` and ``v`` have shape ``(batch, kv_heads, slots, head_dim)`` with ``slots = window + chunk - 1``;
+    token ``p`` of a sequence lives in slot ``p mod slots``. ``chunk`` is the most queries one
+    :meth:`attend` may bring (1: token-by-token decoding, the classic ``window``-slot buffer; a prefill of
+    ``c`` tokens at a time needs ``chunk=c``, since its first query still sees ``window - 1`` older keys).
+
+    Sequences may have different lengths (:attr:`lengths`). For a batch whose sequences all have one
+    length, the original single-sequence view still works: ``length`` (tokens appended, the next
+    position), ``filled`` (slots in use), ``positions`` (``(slots,)``, the absolute position in each slot,
+    -1 while empty) and :meth:`contents`. The interface (append, attend, fork, free, gather, nbytes) is
+    :class:`longctx_lab.kvcache.base.KVCache`'s; :meth:`attend` defaults to ``window`` and refuses
+    queries that need a key the buffer has already dropped.
     """
 
-    def __init__(self, window: int, *, batch: int, kv_heads: int, head_dim: int, dtype=torch.float32, device=None):
+    def __init__(
+        self,
+        window: int,
+        *,
+        batch: int,
+        kv_heads: int,
+        head_dim: int,
+        dtype=torch.float32,
+        device=None,
+        chunk: int = 1,
+    ):
         self.window = check_int("window", window, minimum=1)
-        batch = check_int("batch", batch, minimum=1)
-        kv_heads = check_int("kv_heads", kv_heads, minimum=1)
-        head_dim = check_int("head_dim", head_dim, minimum=1)
-        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
-        shape = (batch, kv_heads, self.window, head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
-        self.positions = torch.full((self.window,), -1, dtype=torch.long)
-        self.length = 0
+        super().__init__(batch=batch, kv_heads=kv_heads, head_dim=head_dim, dtype=dtype, device=device)
+        self.chunk = check_int("chunk", chunk, minimum=1)
+        self.slots = self.window + self.chunk - 1
+        shape = (self.batch, self.kv_heads, self.slots, self.head_dim)
+        self.k = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.v = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self._positions = torch.full((self.batch, self.slots), -1, dtype=torch.long)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the K and V buffers: fixed at construction, independent of ``length``."""
+        """Bytes held by the K and V buffers: fixed at construction, independent of the lengths."""
         return self.k.nbytes + self.v.nbytes
+
+    def _uniform_length(self, what: str) -> int:
+        if len(set(self._lengths)) > 1:
+            raise ValueError(
+                f"{what} is defined when every sequence has one length, got lengths {self._lengths}; "
+                "use lengths, positions_of(seq_id) or gather(seq_ids)"
+            )
+        return self._lengths[0]
+
+    @property
+    def length(self) -> int:
+        """Tokens appended to every sequence (they must agree), i.e. the position the next token will have."""
+        return self._uniform_length("length")
 
     @property
     def filled(self) -> int:
-        """Slots holding a token: ``min(length, window)``."""
-        return min(self.length, self.window)
+        """Slots holding a token: ``min(length, slots)``."""
+        return min(self.length, self.slots)
 
-    def append(self, k_new: torch.Tensor, v_new: torch.Tensor) -> None:
-        """Write ``t`` new tokens, shape ``(batch, kv_heads, t, head_dim)``, at positions
-        ``length .. length + t - 1``; token ``p`` goes to slot ``p mod window`` (when ``t > window``
-        only the last ``window`` survive, as they would one at a time)."""
-        for name, t in (("k_new", k_new), ("v_new", v_new)):
-            check_tensor(name, t, ndim=4)
-            if t.shape[:2] != self.k.shape[:2] or t.shape[3] != self.k.shape[3] or t.shape[2] == 0:
-                b, h, _, d = self.k.shape
-                raise ValueError(f"{name} must have shape ({b}, {h}, t>=1, {d}), got {tuple(t.shape)}")
-            if t.dtype != self.k.dtype or t.device != self.k.device:
-                raise TypeError(f"{name} must be {self.k.dtype} on {self.k.device}, got {t.dtype} on {t.device}")
-        if k_new.shape != v_new.shape:
-            raise ValueError(f"k_new and v_new must have one shape, got {tuple(k_new.shape)} and {tuple(v_new.shape)}")
-        t = k_new.shape[2]
-        keep = min(t, self.window)
-        pos = torch.arange(self.length + t - keep, self.length + t)
-        slots = pos % self.window
-        self.k[:, :, slots] = k_new[:, :, t - keep:]
-        self.v[:, :, slots] = v_new[:, :, t - keep:]
-        self.positions[slots] = pos
-        self.length += t
+    @property
+    def positions(self) -> torch.Tensor:
+        """``(slots,)``: absolute position held in each slot (-1: empty), shared by sequences of one length."""
+        self._uniform_length("positions")
+        return self._positions[0]
+
+    def positions_of(self, seq_id: int) -> torch.Tensor:
+        """``(slots,)``: absolute position held in each slot of sequence ``seq_id`` (-1: empty)."""
+        return self._positions[self._check_seq_id(seq_id)]
+
+    def append(self, k_new: torch.Tensor, v_new: torch.Tensor, seq_ids=None) -> None:
+        """Write ``t`` new tokens, shape ``(len(seq_ids), kv_heads, t, head_dim)``, at positions
+        ``L .. L + t - 1`` of each sequence; token ``p`` goes to slot ``p mod slots``, overwriting token
+        ``p - slots``, which no later query can see. When ``t > slots`` only the last ``slots`` are kept,
+        as they would be one at a time (their own queries would need the dropped ones: attend refuses)."""
+        ids, t = self._check_new(k_new, v_new, seq_ids)
+        keep = min(t, self.slots)
+        for i, s in enumerate(ids):
+            length = self._lengths[s]
+            pos = torch.arange(length + t - keep, length + t)
+            slots = pos % self.slots
+            self.k[s, :, slots] = k_new[i, :, t - keep:]
+            self.v[s, :, slots] = v_new[i, :, t - keep:]
+            self._positions[s, slots] = pos
+            self._lengths[s] = length + t
+
+    def fork(self, src: int, dst: int) -> None:
+        src, dst = self._check_fork(src, dst)
+        self.k[dst] = self.k[src]
+        self.v[dst] = self.v[src]
+        self._positions[dst] = self._positions[src]
+        self._lengths[dst] = self._lengths[src]
+
+    def free(self, seq_id: int) -> None:
+        seq_id = self._check_held(seq_id)
+        self.k[seq_id].zero_()
+        self.v[seq_id].zero_()
+        self._positions[seq_id] = -1
+        self._lengths[seq_id] = 0
 
     def contents(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The filled slots in slot order: ``k``, ``v`` ``(batch, kv_heads, filled, head_dim)`` and
@@ -89,23 +140,30 @@ class RollingKVCache:
         n = self.filled
         return self.k[:, :, :n], self.v[:, :, :n], self.positions[:n]
 
-    def attend(self, q: torch.Tensor, *, scale: float | None = None) -> torch.Tensor:
-        """Attention of the newest token's query ``(batch, heads, 1, head_dim)`` over the cache.
+    def _gather(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        length = self._lengths[ids[0]]
+        kept = min(length, self.slots)
+        slots = torch.arange(length - kept, length) % self.slots
+        return self.k[ids][:, :, slots], self.v[ids][:, :, slots]
 
-        Call after appending that token's key and value; it then sees exactly the keys
-        ``length - window .. length - 1``, the causal window. ``heads`` may be a multiple of
-        ``kv_heads`` (GQA). Returns ``(batch, heads, 1, head_dim)``.
-        """
-        if self.length == 0:
-            raise ValueError("the cache is empty: append the token's key and value before attend")
-        check_tensor("q", q, ndim=4)
-        if q.shape[2] != 1:
+    def _check_attend_window(self, window: int | None, q_len: int, seq_id: int) -> int:
+        if window is None:
+            window = self.window
+        elif window > self.window:
             raise ValueError(
-                f"q must hold one query (decode step), shape (batch, heads, 1, head_dim), got {tuple(q.shape)}"
+                f"window must be <= the buffer's window={self.window} (it keeps no older keys), got {window}"
             )
-        k, v, _ = self.contents()
-        check_qkv(q, k, v)
-        return naive_attention(q, k, v, scale=scale)
+        length = self._lengths[seq_id]
+        kept_from = max(0, length - self.slots)
+        needed_from = max(0, length - q_len - window + 1)
+        if needed_from < kept_from:
+            raise ValueError(
+                f"q holds q_len={q_len} queries, but sequence {seq_id} (length {length}) keeps only positions "
+                f"{kept_from}..{length - 1} in its {self.slots} slots and its first query needs keys from position "
+                f"{needed_from}: attend after every append of at most chunk={self.chunk} tokens, or build the cache "
+                "with a larger chunk"
+            )
+        return window
 
 
 def decode_with_rolling_cache(
