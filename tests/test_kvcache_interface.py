@@ -55,6 +55,17 @@ def test_rolling_random_programs_match_window_attention(dtype, data, batch, kv_h
                                           dtype=dtype, batch=batch)
 
 
+def test_package_docstring_example_runs():
+    import textwrap
+
+    import longctx_lab.kvcache as package
+
+    example = textwrap.dedent(package.__doc__.split("::\n", 1)[1])
+    namespace = {}
+    exec(compile(example, "longctx_lab/kvcache/__init__.py docstring", "exec"), namespace)
+    assert [c.lengths.tolist() for c in namespace["caches"]] == [[6, 6], [6, 6]]
+
+
 def test_ragged_batch_one_call():
     """Sequences of lengths 3, 7 and 1 in one batch; their decode queries are their own last positions."""
     g = torch.Generator().manual_seed(0)

@@ -15,7 +15,11 @@ sliding-window layers, a paged or quantized cache for the global ones). The inte
   ``gather(seq_ids)`` (the cached keys and values, chronological), ``fork(src, dst)`` (``dst`` continues
   from ``src``'s history), ``free(seq_id)``.
 
-A model calls ``fork``/``free`` on every layer's cache, so all layers agree on which slots hold what.
+A model calls ``fork``/``free`` on every layer's cache, so all layers agree on which slots hold what, and
+reads ``lengths`` before appending for the new tokens' positions (RoPE). Prompts of different lengths are
+appended (and attended) sequence by sequence, ``seq_ids=[s]``, or in groups of one length; decoding then
+appends one token to every sequence at once, whatever their lengths.
+
 Conventions: see docs/conventions.md. Errors (past capacity, wrong heads/dims/dtypes, unknown sequences)
 are ``ValueError``/``TypeError`` naming the argument, and a failed call changes nothing.
 
