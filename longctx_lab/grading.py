@@ -211,6 +211,7 @@ def _call_in_process(fn, args, kwargs, time_limit, allowed) -> tuple:
 
 
 def _call_forked(fn, args, kwargs, time_limit, allowed) -> tuple:
+    parent = os.getpid()
     read_end, write_end = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -221,6 +222,7 @@ def _call_forked(fn, args, kwargs, time_limit, allowed) -> tuple:
         status = 0
         try:
             os.close(read_end)
+            _die_with(parent)
             _child(fn, args, kwargs, allowed, write_end)
         except BaseException:  # noqa: BLE001 - nothing may escape the child
             status = 3
@@ -264,6 +266,16 @@ def _call_forked(fn, args, kwargs, time_limit, allowed) -> tuple:
     if err:
         sys.stderr.write(err)
     return (kind, payload, delegated)
+
+
+def _die_with(parent: int) -> None:
+    """Linux: have the kernel SIGKILL this child when its parent (the notebook kernel) dies."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        _REAL_EXIT(4)
 
 
 def _child(fn, args, kwargs, allowed, write_end) -> None:
