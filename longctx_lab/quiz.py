@@ -196,7 +196,12 @@ class QuizDisplay:
         # jupyterquiz fetches MathJax from a CDN when the page's own MathJax has not started yet; the course's
         # pages bring their own (the book serves it locally), and an offline page must not reach out.
         script = script.replace(_MATHJAX_CDN, "").replace("document.head.appendChild(script);", "")
-        return f"{div}</div>{styles}<script type=\"text/javascript\">\n{script}\n</script>"
+        # jupyterquiz calls MathJax.version[0] and MathJax.typeset wherever a global MathJax exists, but JupyterLab's
+        # has no typeset (and may have no version): the quiz's script sees MathJax only where it can typeset.
+        guard = ("var MathJax = (window.MathJax && window.MathJax.version && (typeof window.MathJax.typeset === "
+                 "'function' || window.MathJax.Hub)) ? window.MathJax : undefined;")
+        return (f"{div}</div>{styles}<script type=\"text/javascript\">\n(function () {{\n{guard}\n{script}\n}})();\n"
+                "</script>")
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"text/plain": as_text(self.quiz), "text/html": self.html()}
