@@ -189,6 +189,10 @@ def test_bad_arguments():
         QuantizedKVCache(8, residual=-1, **shape)
     with pytest.raises(ValueError, match="head_dim must be even for bits=4 .*got 15"):
         QuantizedKVCache(8, bits=4, batch=1, kv_heads=1, head_dim=15)
+    with pytest.raises(ValueError, match="head_dim must be even for bits=4 .*got 15"):
+        quantized_kv_cache_bytes(8, n_kv_heads=1, head_dim=15, bits=4)
+    with pytest.raises(ValueError, match=r"value_axis must be one of \('token', 'channel'\), got 'head'"):
+        quantized_kv_cache_bytes(8, n_kv_heads=1, head_dim=16, value_axis="head")
     with pytest.raises(ValueError, match="x must hold a multiple of group_size=4 tokens for axis='channel', got 6"):
         quantize(torch.zeros(1, 6, 8), axis="channel", group_size=4)
     with pytest.raises(TypeError, match="x must be a floating-point tensor"):

@@ -130,6 +130,9 @@ def quantized_kv_cache_bytes(
     bits = _check_bits(bits)
     group_size = check_int("group_size", group_size, minimum=1)
     residual = check_int("residual", residual, minimum=0)
+    head_dim = check_int("head_dim", head_dim, minimum=1)
+    if bits == 4 and head_dim % 2:
+        raise ValueError(f"head_dim must be even for bits=4 (two codes per byte), got {head_dim}")
     dtype_bytes(dtype)
     shape = {"n_layers": n_layers, "n_kv_heads": n_kv_heads, "batch": batch}
     total = 0
