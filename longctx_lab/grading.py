@@ -342,6 +342,8 @@ def check_number(value, expected, *, name: str, rel_tol: float = 1e-6, hint: str
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty string, got {name!r}")
+    if isinstance(expected, torch.Tensor) and expected.numel() == 1:
+        expected = expected.item()
     if isinstance(expected, bool) or not isinstance(expected, numbers.Real):
         raise TypeError(f"expected must be a real number, got {type(expected).__name__}")
     if isinstance(value, torch.Tensor) and value.numel() == 1:

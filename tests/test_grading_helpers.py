@@ -197,6 +197,7 @@ def test_check_number_compares_integers_exactly():
         grading.check_number(96.0, 96, name="bytes", integer=True)
     grading.check_number(96.0, 96, name="bytes")
     grading.check_number(torch.tensor(2.0), 2.0, name="t")
+    grading.check_number(2.0, torch.tensor(2.0, dtype=torch.float64), name="t")  # a 0-d tensor as expected
 
 
 def test_check_number_units_hint_only_where_units_matter():
