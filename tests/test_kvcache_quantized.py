@@ -195,5 +195,13 @@ def test_bad_arguments():
         quantized_kv_cache_bytes(8, n_kv_heads=1, head_dim=16, value_axis="head")
     with pytest.raises(ValueError, match="x must hold a multiple of group_size=4 tokens for axis='channel', got 6"):
         quantize(torch.zeros(1, 6, 8), axis="channel", group_size=4)
+    with pytest.raises(ValueError, match="x must be finite to be quantized .*got 1 non-finite values"):
+        quantize(torch.tensor([[[1.0, float("inf")]]]))
+    cache = QuantizedKVCache(8, **shape)
+    x = torch.ones(1, 1, 2, 16)
+    x[0, 0, 1, 3] = float("nan")
+    with pytest.raises(ValueError, match="v_new must be finite to be quantized, got 1 non-finite values; nothing"):
+        cache.append(torch.ones(1, 1, 2, 16), x)
+    assert cache.lengths.tolist() == [0]
     with pytest.raises(TypeError, match="x must be a floating-point tensor"):
         quantize(torch.zeros(1, 6, 8, dtype=torch.int32))

@@ -68,6 +68,9 @@ def quantize(x: torch.Tensor, *, bits: int = 8, axis: str = "token", group_size:
     n, d = x.shape[-2:]
     if bits == 4 and d % 2:
         raise ValueError(f"head_dim (the last dimension of x) must be even for bits=4 (two codes per byte), got {d}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"x must be finite to be quantized (an inf or NaN would spoil its whole group's scale), "
+                         f"got {int((~torch.isfinite(x)).sum())} non-finite values")
     top = qmax(bits)
     if axis == "token":
         scales = (x.abs().amax(dim=-1) / top).to(x.dtype)
@@ -254,6 +257,10 @@ class QuantizedKVCache(KVCache):
     def append(self, k_new: torch.Tensor, v_new: torch.Tensor, seq_ids=None) -> None:
         ids, t = self._check_new(k_new, v_new, seq_ids)
         self._check_capacity(ids, t, self.capacity)
+        for name, x in (("k_new", k_new), ("v_new", v_new)):
+            if not bool(torch.isfinite(x).all()):
+                raise ValueError(f"{name} must be finite to be quantized, got {int((~torch.isfinite(x)).sum())} "
+                                 "non-finite values; nothing was appended")
         for i, s in enumerate(ids):
             self.keys.write(s, self._lengths[s], k_new[i])
             self.values.write(s, self._lengths[s], v_new[i])
