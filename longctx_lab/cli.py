@@ -55,6 +55,25 @@ def _add_plan_parser(sub) -> None:
     p.set_defaults(func=_cmd_plan)
 
 
+def _cmd_audit(args) -> int:
+    from longctx_lab.audit import run
+
+    try:
+        return run(args)
+    except (TypeError, ValueError) as e:
+        print(f"longctx-lab audit: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _add_audit_parser(sub) -> None:
+    from longctx_lab.audit import add_arguments
+
+    p = sub.add_parser("audit", help="after `nbgrader collect`: flag answers that patch the grader, and damaged "
+                                     "graded cells (table + CSV)")
+    add_arguments(p)
+    p.set_defaults(func=_cmd_audit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longctx-lab", description="Tools for the longctx-lab course.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -63,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--no-probe", action="store_true", help="skip running a kernel in the Triton interpreter")
     env.set_defaults(func=_cmd_env)
     _add_plan_parser(sub)
+    _add_audit_parser(sub)
     bench = sub.add_parser("bench", help="run a benchmark and record JSON under benchmarks/results/")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     for name in sorted(_bench_modules()):
