@@ -1,7 +1,7 @@
 """longctx_lab: the implementations behind the longctx-lab course.
 
-Modules hold one concept each; see COURSE.md in the course repository for the layout.
-Tensors follow ``torch.nn.functional.scaled_dot_product_attention``: ``(batch, heads, seq, head_dim)``.
+Modules hold one concept each (DEVELOPING.md says where things go). Shapes, masks, units, seeds and
+error messages follow docs/conventions.md; a module's docstring states only where it differs.
 """
 
 __version__ = "0.1.0"

@@ -1,6 +1,6 @@
 """What attention costs: FLOPs, bytes, KV-cache size, arithmetic intensity and the roofline.
 
-Conventions (stated once, used everywhere in the course):
+Units follow docs/conventions.md (bytes as integers, GB = 1e9 and GiB = 2**30 both printed). Counting rules:
 
 * A multiply-add counts as 2 FLOPs. Attention forward does two matmuls per attended
   (query, key) pair over ``head_dim``: ``S = Q K^T`` and ``O = P V``, so
@@ -10,7 +10,6 @@ Conventions (stated once, used everywhere in the course):
   self-attention (about half: "causal halving"), and the exact band count with a window.
 * Backward = 2.5 x forward (5 matmuls instead of 2: dV, dP, dS->dQ, dS->dK plus the
   recomputation of S), the FlashAttention-2 convention for reporting TFLOP/s.
-* Bytes are bytes. Divide by 1e9 for GB and by 2**30 for GiB; the course prints both.
 """
 
 from __future__ import annotations

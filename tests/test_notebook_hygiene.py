@@ -1,4 +1,4 @@
-"""Notebook hygiene (COURSE.md section 4): stored clean, python3 kernel, the chapter contract."""
+"""Notebook hygiene (docs/conventions.md, "Notebooks"): stored clean, python3 kernel, the chapter contract."""
 
 import json
 from pathlib import Path

@@ -10,12 +10,8 @@ Conventions (``True`` = the query may attend to the key):
 
 * Indices are *absolute positions*. ``q_idx`` and ``kv_idx`` are Python ints or integer tensors
   that broadcast against each other; the result is a boolean tensor of the broadcast shape.
-* :meth:`MaskPredicate.dense` builds the ``(q_len, kv_len)`` tensor with the same bottom-right
-  alignment as :mod:`longctx_lab.attention.masks`: query row ``r`` sits at position
-  ``r + kv_len - q_len`` (the queries are the last ``q_len`` positions).
-* Sliding window ``window=w`` (causal): query ``p`` sees keys ``p - w < j <= p``, itself and the
-  ``w - 1`` before it (flash-attn ``window_size=(w - 1, 0)``, Hugging Face ``sliding_window=w``).
-  Bidirectional: ``|p - j| < w`` (``2w - 1`` keys away from the edges).
+* :meth:`MaskPredicate.dense` builds the ``(q_len, kv_len)`` tensor; alignment (bottom-right) and the
+  sliding window (causal ``p - w < j <= p``, bidirectional ``|p - j| < w``) are those of docs/conventions.md.
 * Predicates built on lookup tables (global tokens, BigBird's random blocks, document ids) are
   defined for positions ``0 .. length - 1``; :attr:`MaskPredicate.length` records that bound and
   :meth:`dense` refuses longer sequences.

@@ -1,12 +1,6 @@
 """Attention masks as dense boolean tensors (``True`` = the query may attend to the key).
 
-Alignment: when ``q_len != kv_len`` the queries are the *last* ``q_len`` positions of the key
-sequence (bottom-right alignment, as in flash-attn >= 2.1 and a KV-cache decode step). Query row
-``i`` therefore sits at absolute position ``i + kv_len - q_len``.
-
-Sliding window ``window=w``: the query at position ``p`` sees keys ``j`` with ``p - w < j <= p``:
-itself and the ``w - 1`` keys before it. This equals flash-attn's ``window_size=(w - 1, 0)`` and
-Hugging Face's ``sliding_window=w`` for Mistral-style models.
+Alignment (bottom-right) and the sliding window (``p - w < j <= p``) are those of docs/conventions.md.
 
 The same masks (and Longformer, BigBird, dilated, prefix-LM, document and axial masks, with ``&``/``|``
 combinators) also exist as predicates ``mask(q_idx, kv_idx)``, the form kernels evaluate tile by tile:

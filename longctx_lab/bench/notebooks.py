@@ -3,7 +3,7 @@
 Each notebook runs in a fresh kernel (nbclient). While it runs, the resident memory of the whole
 process tree (the kernel and anything it starts) is sampled every 50 ms with psutil; the largest
 sum is the notebook's peak RSS. Results go to ``benchmarks/results/notebooks-cpu.json`` with the
-command, machine, versions and date. The course budget (COURSE.md section 4) is 120 s and 2 GiB per
+command, machine, versions and date. The course budget (docs/conventions.md, "Notebooks") is 120 s and 2 GiB per
 notebook; the run fails if a notebook errors or exceeds it.
 """
 

@@ -1,0 +1,149 @@
+"""Chapter 3's claim checks and quiz: verdicts follow from package numbers, keys are computed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from longctx_lab.claim_sets import ch03_sliding_window_sparse as article
+from longctx_lab.claim_sets import ch03_sliding_window_sparse as ch03
+from longctx_lab.claims import SEED_ARCHITECTURE, ClaimCheck
+from longctx_lab.quiz import NumericQuestion, check_answer
+from longctx_lab.quizzes.ch03_sliding_window_sparse import QUIZ
+
+
+def test_claims_have_the_expected_verdicts():
+    checks = article.claims()
+    assert all(isinstance(c, ClaimCheck) for c in checks)
+
+    def verdict(prefix):
+        (match,) = [c for c in checks if c.claim.startswith(prefix)]
+        return match.verdict
+
+    # the article's receptive-field numbers follow Mistral's own W + 1-key convention (tests/test_claims.py)
+    assert verdict("Mistral 7B: receptive field = L x w") == "correct"
+    assert verdict("After layer 1, token 50,000") == "correct"
+    assert verdict("...and that is Mistral 7B's rolling KV cache") == "wrong"
+    assert verdict("...the saving a decoder LM (causal)") == "wrong"
+    assert verdict("All successful long-context models") == "wrong"
+    assert verdict("Two axial passes") == "correct"
+    assert verdict("200K^2 = 40B") == "correct"
+    assert sum(c.verdict == "wrong" for c in checks) >= 4
+
+
+def test_rolling_tables_differ_by_the_kv_head_ratio():
+    tables = article.rolling_tables()
+    (a, art), (b, real) = tables.items()
+    assert "32" in a and "8" in b
+    for x, y in zip(art, real, strict=True):
+        assert x["rolling_bytes"] == 4 * y["rolling_bytes"] and x["full_bytes"] == 4 * y["full_bytes"]
+        assert x["saved"] == y["saved"]
+
+
+def test_effective_range_demo():
+    demo = article.mistral_effective_range_demo(window=8, layers=4)
+    assert demo["span"] == demo["measured_support"] == 4 * 7 + 1
+    assert demo["range_90"] < demo["span"]
+
+
+def test_tiled_reduction_is_smaller_than_exact():
+    r = article.tiled_reduction(n=2048, w=256, block=64)
+    assert 1 < r["tiled"] < r["exact"]
+
+
+def test_quiz_keys():
+    assert len(QUIZ.questions) >= 5
+    numeric = [q for q in QUIZ.questions if isinstance(q, NumericQuestion)]
+    answers = [q.answer for q in numeric]
+    assert answers[:3] == [58, 131_041, 1808]
+    assert check_answer(numeric[0], 58).correct and not check_answer(numeric[0], 64).correct
+    assert numeric[5].answer == 2
+    # Mistral 7B rolling cache, by hand: K and V x 32 layers x 8 KV heads x 128 dims x 4,096 slots x 2 bytes
+    assert numeric[3].answer == pytest.approx(2 * 32 * 8 * 128 * 4096 * 2 / 1e9, rel=1e-12)
+    # causal attention over causal window at n = 200,000, w = 512, by hand
+    n, w = 200_000, 512
+    assert numeric[4].answer == pytest.approx((n * (n + 1) / 2) / (n * w - w * (w - 1) / 2), rel=1e-12)
+    assert 195 < numeric[4].answer < 196
+
+
+def test_rolling_claims_explanations_carry_the_numbers():
+    """The explanations' numbers are computed: 32 / 8 KV heads = 4x, and 4,096 of 1,048,576 tokens kept."""
+    by_claim = {c.claim: c for c in article.rolling_buffer_claims()}
+    assert "0.537 GB, 4x smaller" in by_claim["...and that is Mistral 7B's rolling KV cache"].explanation
+    saved = by_claim["At 1M tokens the rolling buffer saves 100% of KV-cache memory"]
+    assert f"{100 * (1 - 4096 / 1_048_576):.1f}% (4,096 of 1,048,576 tokens" in saved.explanation
+
+
+# --- claim verdicts, checked against arithmetic done here ---
+
+S = SEED_ARCHITECTURE
+
+
+def _value(text: str) -> float:
+    """The number at the start of a ``computed``/``stated`` cell ("5,120 GB" -> 5120.0)."""
+    m = re.match(r"\s*([\d,]*\.?\d+(?:e[+-]?\d+)?)", text)
+    assert m, text
+    return float(m[1].replace(",", ""))
+
+
+def _one(checks, words):
+    found = [c for c in checks if words in c.claim]
+    assert len(found) == 1, (words, [c.claim for c in found])
+    return found[0]
+
+
+
+@pytest.fixture(scope="module")
+def all_checks():
+    return {"ch03": ch03.claims()}
+
+
+
+
+
+def test_ch03_receptive_field_under_each_convention(all_checks):
+    checks = all_checks["ch03"]
+    W, L = 4096, 32
+    field = _one(checks, "receptive field = L x w")
+    assert field.verdict == "correct" and _value(field.computed) == L * W  # W + 1 keys: W back per layer
+    assert f"{L * (W - 1) + 1:,}" in field.explanation  # Hugging Face's W-key window: 131,041 positions
+    assert "Hugging Face" in field.explanation and "reference" in field.explanation
+    layer1 = _one(checks, "After layer 1")
+    assert layer1.verdict == "correct" and _value(layer1.computed) == 50_000 - W
+    assert f"{50_000 - (W - 1):,}" in layer1.explanation  # 45,905 under Hugging Face's window
+    layer2 = _one(checks, "After layer 2")
+    assert layer2.verdict == "correct" and _value(layer2.computed) == 50_000 - 2 * W
+    assert f"{50_000 - 2 * (W - 1):,}" in layer2.explanation  # 41,810
+    assert "released implementation" not in " ".join(c.explanation for c in checks)
+
+
+def test_ch03_training_context_and_effective_range(all_checks):
+    checks = all_checks["ch03"]
+    sees = _one(checks, "effectively 'sees' 131K")
+    assert sees.verdict == "misleading"
+    assert "8,192-token" in sees.computed and "32,768" in sees.computed  # training length vs HF position limit
+    demo = ch03.mistral_effective_range_demo()
+    assert demo["n"] == 160 and demo["range_90"] == demo["rows"][-1]["range_90"]  # the chapter's table
+    assert f"within {demo['range_90']} positions" in sees.computed
+    assert [r["span"] for r in demo["rows"]] == [min(160, (d + 1) * 15 + 1) for d in range(8)]
+    context = _one(checks, "'32K' context")
+    assert context.verdict == "misleading" and "8,192" in context.computed
+
+
+def test_ch03_rolling_buffer(all_checks):
+    checks = all_checks["ch03"]
+    always = _one(checks, "is always 2.1 GB")
+    assert always.verdict == "correct" and always.computed.startswith(f"{2 * 4096 * 128 * 32 * 32 * 2 / 1e9:.1f}")
+    mistral = _one(checks, "that is Mistral 7B's rolling KV cache")
+    assert mistral.verdict == "wrong" and _value(mistral.computed) == pytest.approx(2 * 4096 * 128 * 8 * 32 * 2 / 1e9,
+                                                                                     rel=1e-3)
+    saved = _one(checks, "saves 100%")
+    assert saved.verdict == "correct" and saved.computed.startswith(f"{100 * (1 - 4096 / 2**20):.0f}")
+    assert _one(checks, "Two axial passes").verdict == "correct"  # 33,554,432 written as about 33M
+    assert _one(checks, "4.3B").verdict == "correct"
+    assert _one(checks, "200K^2 = 40B").verdict == "correct"
+    assert _one(checks, "decoder LM (causal)").verdict == "wrong"
+
+
+# --- chapters 2 and 4 -----------------------------------------------------------------------------
