@@ -81,17 +81,23 @@ def test_cell_installs_the_pinned_release_where_the_package_is_missing(tmp_path)
     assert "Attention " in out
 
 
-def test_write_changes_only_cell_1_and_clears_its_outputs(tmp_path):
+def test_write_changes_only_cell_1_in_the_text_source_and_the_notebook(tmp_path):
+    import jupytext
+
     src = CHAPTERS[0]
+    path = tmp_path / src.name
+    text = jupytext.read(src.with_suffix(".md"))
+    text.cells[1].source = "print('old install cell')"
+    jupytext.write(text, path.with_suffix(".md"), fmt="md:myst")
     nb = json.loads(src.read_text())
-    nb["cells"][1]["source"] = ["print('old install cell')\n"]
+    nb["cells"][1]["source"] = ["print('old install cell')"]
     nb["cells"][1]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["old\n"]}]
     nb["cells"][1]["execution_count"] = 3
-    path = tmp_path / src.name
     path.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     assert colab_cell.write_cell(path) is True
     after = json.loads(path.read_text())
     assert colab_cell.cell_source(path) == colab_cell.canonical_source()
+    assert jupytext.read(path.with_suffix(".md")).cells[1].source == colab_cell.canonical_source()
     assert after["cells"][1]["outputs"] == [] and after["cells"][1]["execution_count"] is None
     assert after["cells"][1]["id"] == nb["cells"][1]["id"]
     for i, (a, b) in enumerate(zip(after["cells"], nb["cells"])):
@@ -116,10 +122,12 @@ def test_bad_inputs_are_rejected(tmp_path):
         colab_cell.requirement("main; rm -rf /")
     with pytest.raises(TypeError, match="source"):
         colab_cell.write_cell(CHAPTERS[0], 42)
-    nb = json.loads(CHAPTERS[0].read_text())
-    nb["cells"][1]["cell_type"] = "markdown"
+    import jupytext
+
+    nb = jupytext.read(CHAPTERS[0].with_suffix(".md"))
+    nb.cells[1].cell_type = "markdown"
     path = tmp_path / "md.ipynb"
-    path.write_text(json.dumps(nb))
+    jupytext.write(nb, path.with_suffix(".md"), fmt="md:myst")
     with pytest.raises(ValueError, match="install code cell"):
         colab_cell.write_cell(path)
     init = tmp_path / "__init__.py"
