@@ -31,6 +31,14 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from longctx_lab.attention.online_softmax import (
+    empty_state,
+    finalize,
+    merge_states,
+    online_logsumexp,
+    online_softmax,
+    update_state,
+)
 from longctx_lab.attention.reference import naive_attention
 from longctx_lab.attention.tiled import tiled_attention
 from longctx_lab.kernels.dispatch import flash_attention_with_lse, interpreter_active, select_backend
@@ -136,6 +144,30 @@ def check_nan_propagation(run, q, k, v, do, *, causal, window, atol, rtol):
     assert torch.all(out64[:, :, empty] == 0) and torch.all(torch.isneginf(lse64[:, :, empty]))
     assert torch.all(dq64[:, :, empty] == 0)
     return ours, exact
+
+
+# --------------------------------------------------------------------- online softmax, where the fix lives
+
+
+def test_online_softmax_state_keeps_nan_and_only_empty_rows_become_zeros():
+    """Row 0 sees a NaN score, row 1 finite scores, row 2 nothing (all masked): NaN / finite / zeros and -inf,
+    through update_state, merge_states and finalize, and through online_logsumexp / online_softmax."""
+    scores = torch.tensor([[0.5, math.nan, 1.0, 2.0], [0.5, 0.1, 1.0, 2.0], [-math.inf] * 4], dtype=torch.float64)
+    values = torch.arange(8.0, dtype=torch.float64).reshape(4, 2)
+    state = update_state(empty_state((3,), 2, dtype=torch.float64), scores[:, :2], values[:2])
+    state = merge_states(state, update_state(empty_state((3,), 2, dtype=torch.float64), scores[:, 2:], values[2:]))
+    out, lse = finalize(state)
+    ref = torch.softmax(scores[1], 0) @ values
+    assert torch.all(out[0].isnan()) and lse[0].isnan()
+    torch.testing.assert_close(out[1], ref)
+    torch.testing.assert_close(lse[1], torch.logsumexp(scores[1], 0))
+    assert torch.all(out[2] == 0) and torch.isneginf(lse[2])
+    for block in (1, 3):
+        lse_s = online_logsumexp(scores, block_size=block)
+        assert lse_s[0].isnan() and torch.isneginf(lse_s[2])
+        probs = online_softmax(scores, block_size=block)
+        assert torch.all(probs[0].isnan()) and torch.all(probs[2] == 0)
+        torch.testing.assert_close(probs[1], torch.softmax(scores[1], 0))
 
 
 # ------------------------------------------------------------------------------------ tiled PyTorch path
