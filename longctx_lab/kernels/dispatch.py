@@ -13,24 +13,11 @@ Which implementation runs (``backend="auto"``):
 ``backend="triton"`` or ``"torch"`` forces one of them (``"triton"`` raises when it cannot run).
 Every path validates the arguments the same way and raises the same errors.
 
-Conventions (COURSE.md section 2):
+Shapes, GQA mapping, bottom-right alignment, windows, the LSE, rows that see no key and NaN follow
+docs/conventions.md on every path. What is particular to the dispatcher:
 
-- Shapes: ``q`` ``(batch, heads, q_len, head_dim)``; ``k``, ``v`` ``(batch, kv_heads, kv_len, head_dim)``
-  with ``heads`` a multiple of ``kv_heads``; query head ``h`` reads KV head ``h // (heads // kv_heads)``
-  (grouped-query attention, as ``repeat_interleave`` and SDPA's ``enable_gqa``).
 - ``head_dim`` is 16, 32, 64 or 128; dtypes float16, bfloat16, float32, and float64 on the PyTorch path.
-- ``q_len != kv_len``: bottom-right aligned, query row ``i`` is at position ``p = i + kv_len - q_len``
-  (flash-attn >= 2.1, a decode step over a KV cache).
-- ``causal``: keys ``j <= p``. ``window=w`` with ``causal``: keys ``p - w < j <= p`` (flash-attn
-  ``window_size=(w - 1, 0)``, Hugging Face ``sliding_window=w``); ``window`` without ``causal``:
-  ``|p - j| < w`` (flash-attn ``window_size=(w - 1, w - 1)``).
-- ``scale`` defaults to ``1 / sqrt(head_dim)``.
-- LSE: ``log(sum_j exp(scale * q . k_j))`` over the visible keys, natural log, float32 (float64 for
-  float64 inputs), ``(batch, heads, q_len)``.
-- A query row that sees no key (``q_len > kv_len`` with ``causal``) has output zeros, LSE ``-inf``
-  and zero gradients, on every path. No NaN.
-- A NaN in ``q``, ``k`` or ``v`` reaches every output, LSE and gradient entry that depends on it, on
-  every path, as in SDPA (see :mod:`longctx_lab.attention.tiled`); it is never turned into zeros.
+- ``scale`` defaults to ``1 / sqrt(head_dim)``; the LSE is float32 (float64 for float64 inputs).
 """
 
 from __future__ import annotations
