@@ -8,7 +8,7 @@ computed from the claim itself, never picked per claim. The course uses one poli
 * **Snippet output** (:func:`check_printed`): what an article prints as the output of its own code
   is compared, as text, with what that code prints when it is run. ``148.77`` beside a printed
   ``149.01`` is wrong, however close.
-* **Rounded numbers in prose** (:func:`check_number`): a number is correct when the computed value,
+* **Rounded numbers in prose** (:func:`check_stated_number`): a number is correct when the computed value,
   rounded to the digits the article shows (to nearest, or down as writers often do), gives it.
   The digits shown set the tolerance: ``"42"`` accepts 41.5 up to (not including) 43, ``"4.1e20"``
   accepts 4.05e20 up to 4.2e20, ``"131K"`` accepts 130.5K up to 132K. Trailing zeros of an
@@ -198,7 +198,7 @@ def _comparison(stated: StatedNumber, computed: float, ok: bool) -> str:
     return f"stated/computed = {_fmt(stated.value / computed)}"
 
 
-def check_number(
+def check_stated_number(
     claim: str,
     *,
     stated: str | int | float,
@@ -343,7 +343,7 @@ __all__ = [
     "ClaimCheck",
     "ClaimTable",
     "StatedNumber",
-    "check_number",
+    "check_stated_number",
     "check_printed",
     "check_statement",
     "claims_table_html",

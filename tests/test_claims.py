@@ -13,8 +13,8 @@ from longctx_lab.claims import (
     SEED_ARCHITECTURE,
     TOLERANCE_POLICY,
     ClaimCheck,
-    check_number,
     check_printed,
+    check_stated_number,
     check_statement,
     parse_stated,
     show_claims,
@@ -61,25 +61,25 @@ def test_tolerance_comes_from_the_stated_text(text, inside, outside):
     stated = parse_stated(text)
     if inside is None:
         assert stated.kind == "exact"
-        assert check_number("x", stated=text, computed=42, source=S).verdict == "correct"
-        assert check_number("x", stated=text, computed=42.000001, source=S, explanation="e").verdict == "wrong"
+        assert check_stated_number("x", stated=text, computed=42, source=S).verdict == "correct"
+        assert check_stated_number("x", stated=text, computed=42.000001, source=S, explanation="e").verdict == "wrong"
         return
     for x in inside:
-        assert check_number("x", stated=text, computed=x, source=S).verdict == "correct", x
+        assert check_stated_number("x", stated=text, computed=x, source=S).verdict == "correct", x
     for x in outside:
-        assert check_number("x", stated=text, computed=x, source=S, explanation="off").verdict == "wrong", x
+        assert check_stated_number("x", stated=text, computed=x, source=S, explanation="off").verdict == "wrong", x
 
 
 def test_binary_prefixes_read_m_as_2_to_the_20():
     assert parse_stated("4M", binary_prefixes=True).value == 4 * 2**20
     assert parse_stated("16B", binary_prefixes=True).value == 16 * 2**30
     assert parse_stated("4M").value == 4e6
-    assert check_number("x", stated="64M", computed=8192**2, source=S, explanation="e").verdict == "wrong"
-    assert check_number("x", stated="64M", computed=8192**2, source=S, binary_prefixes=True).verdict == "correct"
+    assert check_stated_number("x", stated="64M", computed=8192**2, source=S, explanation="e").verdict == "wrong"
+    assert check_stated_number("x", stated="64M", computed=8192**2, source=S, binary_prefixes=True).verdict == "correct"
 
 
 def test_exact_integers_show_a_difference_not_a_ratio_of_one():
-    c = check_number("x", stated="131,072", computed=131_041, source=S, explanation="one per layer")
+    c = check_stated_number("x", stated="131,072", computed=131_041, source=S, explanation="one per layer")
     assert c.verdict == "wrong"
     assert c.comparison == "stated - computed = +31"
     assert "stated/computed" not in str(c) and "stated/computed" not in c._repr_html_()
@@ -99,13 +99,13 @@ def test_printed_output_is_compared_as_text():
 
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match="explanation must say why"):
-        check_number("x", stated="1", computed=2, source=S)
+        check_stated_number("x", stated="1", computed=2, source=S)
     with pytest.raises(ValueError, match="text must be a number"):
-        check_number("x", stated="lots", computed=2, source=S)
+        check_stated_number("x", stated="lots", computed=2, source=S)
     with pytest.raises(TypeError, match="stated must be"):
-        check_number("x", stated=True, computed=1, source=S)
+        check_stated_number("x", stated=True, computed=1, source=S)
     with pytest.raises(TypeError, match="rel_tol"):  # no hand-picked tolerance any more
-        check_number("x", stated="1", computed=1, source=S, rel_tol=0.5)
+        check_stated_number("x", stated="1", computed=1, source=S, rel_tol=0.5)
     with pytest.raises(ValueError, match="verdict must be one of"):
         check_statement("x", verdict="maybe", evidence="e", source="s", explanation="x")
     with pytest.raises(ValueError, match="evidence must be a non-empty"):

@@ -15,8 +15,8 @@ from longctx_lab.claims import (
     SEED_ARCHITECTURE,
     SEED_PRODUCTION,
     ClaimCheck,
-    check_number,
     check_printed,
+    check_stated_number,
     check_statement,
 )
 from longctx_lab.configs import A100_80GB_PCIE, A100_80GB_SXM, LLAMA3_70B, memory_hierarchy
@@ -109,24 +109,27 @@ def attention_matrix_claims() -> list[ClaimCheck]:
     per_head = attention_matrix_bytes(n, dtype="fp16") / GB
     per_layer = attention_matrix_bytes(n, dtype="fp16", n_heads=_HEADS) / GB
     checks = [
-        check_number("A 200K x 200K attention matrix has 40 billion elements", stated="40 billion",
-                     computed=attention_matrix_bytes(n, dtype="int8"), source=SEED_ARCHITECTURE, unit="elements"),
-        check_number("...which is 80 GB per layer at FP16", stated="80", unit="GB", computed=per_layer,
-                     source=SEED_ARCHITECTURE,
-                     explanation=f"80 GB is one head's matrix: 200,000^2 x 2 bytes = {per_head:,.0f} GB. A layer "
-                     f"computes one per head; with the {_HEADS} heads of the article's own 80-layer sketch that is "
-                     f"{per_layer:,.0f} GB, so 'per layer' understates it {per_layer / per_head:.0f}x (the head "
-                     "count)."),
+        check_stated_number(
+            "A 200K x 200K attention matrix has 40 billion elements", stated="40 billion",
+            computed=attention_matrix_bytes(n, dtype="int8"), source=SEED_ARCHITECTURE, unit="elements"),
+        check_stated_number(
+            "...which is 80 GB per layer at FP16", stated="80", unit="GB", computed=per_layer,
+            source=SEED_ARCHITECTURE,
+            explanation=f"80 GB is one head's matrix: 200,000^2 x 2 bytes = {per_head:,.0f} GB. A layer "
+            f"computes one per head; with the {_HEADS} heads of the article's own 80-layer sketch that is "
+            f"{per_layer:,.0f} GB, so 'per layer' understates it {per_layer / per_head:.0f}x (the head "
+            "count)."),
     ]
     for seq, count, size, unit in _SCALING_LIST:
         binary = seq != 200_000
         prefix = " (read with binary prefixes, as its sizes are)" if binary else ""
-        checks.append(check_number(f"{seq:,} tokens: {count} attention values{prefix}", stated=count,
-                                   binary_prefixes=binary, computed=attention_matrix_bytes(seq, dtype="int8"),
-                                   source=SEED_ARCHITECTURE, unit="scores"))
-        checks.append(check_number(f"{seq:,} tokens: {size} {_ARTICLE_UNIT[unit]} at FP32 (read as {unit})",
-                                   stated=size, computed=attention_matrix_bytes(seq, dtype="fp32") / _UNITS[unit],
-                                   unit=unit, source=SEED_ARCHITECTURE))
+        checks.append(check_stated_number(f"{seq:,} tokens: {count} attention values{prefix}", stated=count,
+                                          binary_prefixes=binary, computed=attention_matrix_bytes(seq, dtype="int8"),
+                                          source=SEED_ARCHITECTURE, unit="scores"))
+        checks.append(check_stated_number(
+            f"{seq:,} tokens: {size} {_ARTICLE_UNIT[unit]} at FP32 (read as {unit})",
+            stated=size, computed=attention_matrix_bytes(seq, dtype="fp32") / _UNITS[unit],
+            unit=unit, source=SEED_ARCHITECTURE))
     printed = printed_numbers(ARTICLE_MATRIX_SNIPPET)
     for seq, shown in ARTICLE_MATRIX_OUTPUT.items():
         ours = attention_matrix_bytes(seq, dtype="fp32") / GiB
@@ -156,18 +159,18 @@ def kv_cache_claims() -> list[ClaimCheck]:
                       explanation=f"Running the article's own function prints {printed['KV Cache']}: 2 x 80 x "
                       f"200,000 x 8,192 x 2 bytes / 1024^3 = {article_fn / GiB:.2f} GiB. The output shown is off by "
                       "10x."),
-        check_number("Llama 3 70B without GQA (64 KV heads) at 128,000 tokens: about 335 GB", stated="about 335",
-                     unit="GB", computed=mha / GB, source=SEED_PRODUCTION,
-                     explanation=f"{mha / GB:.2f} GB; the article drops the decimals."),
-        check_number("...with GQA (8 KV heads): about 42 GB", stated="about 42", unit="GB", computed=gqa / GB,
-                     source=SEED_PRODUCTION),
-        check_number("...with 1 KV head (MQA): about 5 GB", stated="about 5", unit="GB",
-                     computed=kv_cache_bytes(128_000, n_kv_heads=1, dtype="fp16", **llama) / GB,
-                     source=SEED_PRODUCTION),
-        check_number("A 1M-token forward pass on a 70B model needs 'tens of gigabytes' of KV cache",
-                     stated="tens of", unit="GB", computed=one_m, source=SEED_PRODUCTION,
-                     explanation=f"Llama 3 70B (80 layers, 8 KV heads, head dim 128) at 1M tokens in bf16 needs "
-                     f"{one_m:,.0f} GB, even with GQA: hundreds of gigabytes, not tens."),
+        check_stated_number("Llama 3 70B without GQA (64 KV heads) at 128,000 tokens: about 335 GB", stated="about 335",
+                            unit="GB", computed=mha / GB, source=SEED_PRODUCTION,
+                            explanation=f"{mha / GB:.2f} GB; the article drops the decimals."),
+        check_stated_number("...with GQA (8 KV heads): about 42 GB", stated="about 42", unit="GB", computed=gqa / GB,
+                            source=SEED_PRODUCTION),
+        check_stated_number("...with 1 KV head (MQA): about 5 GB", stated="about 5", unit="GB",
+                            computed=kv_cache_bytes(128_000, n_kv_heads=1, dtype="fp16", **llama) / GB,
+                            source=SEED_PRODUCTION),
+        check_stated_number("A 1M-token forward pass on a 70B model needs 'tens of gigabytes' of KV cache",
+                            stated="tens of", unit="GB", computed=one_m, source=SEED_PRODUCTION,
+                            explanation=f"Llama 3 70B (80 layers, 8 KV heads, head dim 128) at 1M tokens in bf16 needs "
+                            f"{one_m:,.0f} GB, even with GQA: hundreds of gigabytes, not tens."),
         check_printed("gqa_memory_savings(64 query heads, 8 KV heads) prints 'GQA Memory Savings: 87.5%'",
                       stated=ARTICLE_KV_OUTPUT["GQA Memory Savings"], printed=printed["GQA Memory Savings"],
                       unit="%", source=SEED_ARCHITECTURE),
@@ -183,7 +186,7 @@ def kv_cache_claims() -> list[ClaimCheck]:
         stated = "16" if dtype == "int8" else "32"
         claim = ("GQA + a quantised cache + PagedAttention reduce the KV cache 16-32x vs full-precision MHA: "
                  "16x with INT8" if dtype == "int8" else "...and 32x with INT4")
-        checks.append(check_number(
+        checks.append(check_stated_number(
             claim, stated=stated, unit="x", source=SEED_PRODUCTION, computed=total,
             explanation=f"Right, and it is two factors, not three: GQA's {gqa_factor:.0f}x (64 -> 8 KV heads) "
             f"times {dtype.upper()}'s {quant:.0f}x over FP16 = {total:.0f}x bytes per token. PagedAttention adds "
@@ -197,7 +200,7 @@ def kv_cache_claims() -> list[ClaimCheck]:
                   + kv_cache_bytes(window, n_layers=layers - n_global, **sketch))
     all_full = kv_cache_bytes(ctx, n_layers=layers, **sketch)
     checks += [
-        check_number(
+        check_stated_number(
             "'Claude 3 Opus (estimated)', an unsourced sketch (80 layers, 8 KV heads, d_model 8192, 4096 window with "
             "global attention every 8th layer, FP8 cache): KV cache ~50 GB at 200K",
             stated="~50", unit="GB", source=SEED_ARCHITECTURE, computed=own_design / GB,
@@ -206,10 +209,10 @@ def kv_cache_claims() -> list[ClaimCheck]:
             f"keep all 200,000 tokens and {layers - n_global} windowed layers keep {window:,}: "
             f"{own_design / GB:.2f} GB. Even full attention in all {layers} layers would be {all_full / GB:.1f} GB; "
             "~50 GB fits neither."),
-        check_number("'Model weights: ~150GB (70B params * 2 bytes)'", stated="~150", unit="GB",
-                     computed=70e9 * 2 / GB, source=SEED_ARCHITECTURE,
-                     explanation=f"Its own arithmetic gives 70e9 x 2 bytes = {70e9 * 2 / GB:.0f} GB "
-                     f"({70e9 * 2 / GiB:.1f} GiB); 150 is neither."),
+        check_stated_number("'Model weights: ~150GB (70B params * 2 bytes)'", stated="~150", unit="GB",
+                            computed=70e9 * 2 / GB, source=SEED_ARCHITECTURE,
+                            explanation=f"Its own arithmetic gives 70e9 x 2 bytes = {70e9 * 2 / GB:.0f} GB "
+                            f"({70e9 * 2 / GiB:.1f} GiB); 150 is neither."),
     ]
     return checks
 
@@ -222,30 +225,33 @@ def flops_claims() -> list[ClaimCheck]:
     m = LLAMA3_70B
     causal_1m = attention_flops(10**6, m.head_dim, n_heads=m.n_heads, causal=True)
     return [
-        check_number("2 x 16 x (10^7)^2 x 128 = 4.1e20 FLOPs for one layer", stated="4.1e20", computed=qk_only_10m,
-                     unit="FLOPs", source=SEED_PRODUCTION,
-                     explanation=f"2 x 16 x 1e14 x 128 = {qk_only_10m:.2e}: the multiplication is off by 1000x. The "
-                     "formula counts only Q K^T over all n^2 pairs. A causal decoder's forward does Q K^T and P V "
-                     f"over n(n+1)/2 pairs, 4 x H x d x n(n+1)/2 = {causal_10m:.2e}: the same 4.1e17, since the "
-                     "second matmul and the causal halving cancel."),
-        check_number("64 layers need about 2.6e22 FLOPs for attention", stated="about 2.6e22",
-                     computed=64 * causal_10m, unit="FLOPs", source=SEED_PRODUCTION,
-                     explanation=f"Inherits the 1000x slip: 64 x {causal_10m:.2e} = {64 * causal_10m:.2e} for the "
-                     "causal forward (the same for Q K^T alone over n^2 pairs)."),
-        check_number("At n = 1,000 the same formula gives 4.1e12 FLOPs per layer", stated="4.1e12",
-                     computed=qk_only_1k, unit="FLOPs", source=SEED_PRODUCTION,
-                     explanation=f"2 x 16 x 1e6 x 128 = {qk_only_1k:.2e}: the same 1000x slip."),
-        check_number("...eight orders of magnitude less", stated="1e8", computed=qk_only_10m / qk_only_1k,
-                     unit="x", source=SEED_PRODUCTION),
-        check_number("A 1M-token pass on a 70B model: 'hundreds of TeraFLOPs' of attention per layer",
-                     stated="hundreds of", unit="TFLOPs", computed=causal_1m / 1e12, source=SEED_PRODUCTION,
-                     explanation=f"Causal attention over 1M tokens with {m.n_heads} query heads of dim "
-                     f"{m.head_dim} is 4 x {m.n_heads} x {m.head_dim} x n(n+1)/2 = {causal_1m:.2e} FLOPs = "
-                     f"{causal_1m / 1e12:,.0f} TFLOPs per layer, {causal_1m / 1e15:.0f}x the top of 'hundreds'. GQA "
-                     "does not help: it shares K and V, but every query head still computes its scores."),
-        check_number("Sparse window: 200K^2 = 40B computations become 200K x 512 = 100M, a 400x reduction",
-                     stated="400", unit="x", computed=(200_000**2) / (200_000 * 512), source=SEED_ARCHITECTURE,
-                     explanation="(Chapter 3 checks this against causal attention, where the saving is half.)"),
+        check_stated_number(
+            "2 x 16 x (10^7)^2 x 128 = 4.1e20 FLOPs for one layer", stated="4.1e20", computed=qk_only_10m,
+            unit="FLOPs", source=SEED_PRODUCTION,
+            explanation=f"2 x 16 x 1e14 x 128 = {qk_only_10m:.2e}: the multiplication is off by 1000x. The "
+            "formula counts only Q K^T over all n^2 pairs. A causal decoder's forward does Q K^T and P V "
+            f"over n(n+1)/2 pairs, 4 x H x d x n(n+1)/2 = {causal_10m:.2e}: the same 4.1e17, since the "
+            "second matmul and the causal halving cancel."),
+        check_stated_number(
+            "64 layers need about 2.6e22 FLOPs for attention", stated="about 2.6e22",
+            computed=64 * causal_10m, unit="FLOPs", source=SEED_PRODUCTION,
+            explanation=f"Inherits the 1000x slip: 64 x {causal_10m:.2e} = {64 * causal_10m:.2e} for the "
+            "causal forward (the same for Q K^T alone over n^2 pairs)."),
+        check_stated_number("At n = 1,000 the same formula gives 4.1e12 FLOPs per layer", stated="4.1e12",
+                            computed=qk_only_1k, unit="FLOPs", source=SEED_PRODUCTION,
+                            explanation=f"2 x 16 x 1e6 x 128 = {qk_only_1k:.2e}: the same 1000x slip."),
+        check_stated_number("...eight orders of magnitude less", stated="1e8", computed=qk_only_10m / qk_only_1k,
+                            unit="x", source=SEED_PRODUCTION),
+        check_stated_number(
+            "A 1M-token pass on a 70B model: 'hundreds of TeraFLOPs' of attention per layer",
+            stated="hundreds of", unit="TFLOPs", computed=causal_1m / 1e12, source=SEED_PRODUCTION,
+            explanation=f"Causal attention over 1M tokens with {m.n_heads} query heads of dim "
+            f"{m.head_dim} is 4 x {m.n_heads} x {m.head_dim} x n(n+1)/2 = {causal_1m:.2e} FLOPs = "
+            f"{causal_1m / 1e12:,.0f} TFLOPs per layer, {causal_1m / 1e15:.0f}x the top of 'hundreds'. GQA "
+            "does not help: it shares K and V, but every query head still computes its scores."),
+        check_stated_number("Sparse window: 200K^2 = 40B computations become 200K x 512 = 100M, a 400x reduction",
+                            stated="400", unit="x", computed=(200_000**2) / (200_000 * 512), source=SEED_ARCHITECTURE,
+                            explanation="(Chapter 3 checks this against causal attention, where the saving is half.)"),
     ]
 
 
@@ -255,10 +261,10 @@ def hierarchy_claims() -> list[ClaimCheck]:
     sram = levels["SRAM (shared memory / L1)"].bandwidth
     hbm = levels["HBM"].bandwidth
     return [
-        check_number(f"A100 HBM bandwidth 1,935 GB/s (the {card.name} card)", stated="1,935",
-                     computed=hbm / 1e9, unit="GB/s", source=SEED_ARCHITECTURE,
-                     explanation=f"The {card.name} datasheet figure; the {A100_80GB_SXM.name} card has "
-                     f"{A100_80GB_SXM.hbm_bandwidth / 1e9:,.0f} GB/s."),
+        check_stated_number(f"A100 HBM bandwidth 1,935 GB/s (the {card.name} card)", stated="1,935",
+                            computed=hbm / 1e9, unit="GB/s", source=SEED_ARCHITECTURE,
+                            explanation=f"The {card.name} datasheet figure; the {A100_80GB_SXM.name} card has "
+                            f"{A100_80GB_SXM.hbm_bandwidth / 1e9:,.0f} GB/s."),
         check_statement(
             "A100 hierarchy: registers 1000 GB/s, L2 500 GB/s, HBM 1,935 GB/s (on-chip slower than HBM)",
             verdict="wrong", source=SEED_ARCHITECTURE,

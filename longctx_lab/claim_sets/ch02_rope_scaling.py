@@ -11,7 +11,7 @@ from collections import Counter
 import torch
 
 from longctx_lab import rope
-from longctx_lab.claims import SEED_ARCHITECTURE, SEED_PRODUCTION, ClaimCheck, check_number, check_statement
+from longctx_lab.claims import SEED_ARCHITECTURE, SEED_PRODUCTION, ClaimCheck, check_stated_number, check_statement
 
 # The article's two "context extension" snippets, as printed (indentation restored).
 ARTICLE_YARN_SNIPPET = '''
@@ -182,7 +182,7 @@ def yarn_snippet_claims() -> list[ClaimCheck]:
             explanation="Backwards: YaRN keeps the high frequencies (pairs that turn many times in the trained "
             "context) and interpolates the low frequencies by the full factor.",
         ),
-        check_number(
+        check_stated_number(
             "YaRN temperature = 0.5", stated="0.5", computed=t, source=SEED_ARCHITECTURE,
             explanation=f"YaRN sets sqrt(1/t) = 0.1 ln(s) + 1; at s = {s:.2f} that is {factor:.3f}, so the logits "
             f"are multiplied by 1/t = {1 / t:.3f} (t = {t:.3f}), a function of the factor, not a constant 0.5.",

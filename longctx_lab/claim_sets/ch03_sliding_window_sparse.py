@@ -3,7 +3,7 @@
 Every ``computed`` value comes from the package (:mod:`longctx_lab.attention.receptive_field`,
 :mod:`~longctx_lab.attention.sparse_cost`, :mod:`~longctx_lab.attention.block_sparsity`,
 :mod:`longctx_lab.kvcache.rolling`, :mod:`longctx_lab.cost`, :mod:`longctx_lab.configs`); verdicts
-follow from the numbers (:func:`longctx_lab.claims.check_number`).
+follow from the numbers (:func:`longctx_lab.claims.check_stated_number`).
 
 Window conventions matter here. The course (like Hugging Face's ``sliding_window`` and flash-attn's
 ``window_size=(w - 1, 0)``) keeps ``w`` keys: ``p - w < j <= p``. Mistral's paper describes
@@ -31,8 +31,8 @@ from longctx_lab.claims import (
     SEED_ARCHITECTURE,
     SEED_PRODUCTION,
     ClaimCheck,
-    check_number,
     check_printed,
+    check_stated_number,
     check_statement,
 )
 from longctx_lab.configs import LLAMA31_8B, MISTRAL_7B, MISTRAL_7B_TRAINING_CONTEXT, MIXTRAL_8X7B
@@ -95,20 +95,20 @@ def receptive_field_claims() -> list[ClaimCheck]:
                    f"(p - w < j <= p, the course's window), one fewer")
     train = MISTRAL_7B_TRAINING_CONTEXT
     return [
-        check_number(
+        check_stated_number(
             "Mistral 7B: receptive field = L x w = 32 x 4,096 = 131,072 tokens", stated="131,072",
             computed=paper_reach, unit="tokens back", source=SEED_PRODUCTION,
             explanation=f"Exact under Mistral's own convention. {conventions}: each layer then reaches w - 1 = "
             f"{w - 1:,} back and L layers span L(w - 1) + 1 = {hf_span:,} positions. With W + 1 keys each layer "
             f"reaches W back, so L layers reach L x W = {paper_reach:,} positions back.",
         ),
-        check_number(
+        check_stated_number(
             "After layer 1, token 50,000 has attended to tokens 45,904-50,000", stated="45,904",
             computed=paper_1, unit="(first position)", source=SEED_PRODUCTION,
             explanation=f"Right under Mistral's convention (i - W..i: {50_000 - paper_1 + 1:,} tokens). Under Hugging "
             f"Face's {w:,}-key window the first position is {hf_1:,}.",
         ),
-        check_number(
+        check_stated_number(
             "After layer 2, token 50,000 reaches tokens 41,808-50,000", stated="41,808",
             computed=paper_2, unit="(first position)", source=SEED_PRODUCTION,
             explanation=f"Right under Mistral's convention: each layer steps back W = {w:,}. Under Hugging Face's "
@@ -154,7 +154,7 @@ def rolling_buffer_claims() -> list[ClaimCheck]:
             explanation=f"What the article's code prints for its inputs: 2 x 4096 x 128 x 32 x 32 x 2 bytes = "
             f"{last['rolling_bytes'] / GB:.3f} GB, whatever the length.",
         ),
-        check_number(
+        check_stated_number(
             "...and that is Mistral 7B's rolling KV cache", stated="2.1", computed=real_bytes / GB, unit="GB",
             source=SEED_PRODUCTION,
             explanation=f"Mistral 7B uses grouped-query attention with {MISTRAL_7B.n_kv_heads} KV heads "
@@ -176,13 +176,13 @@ def reduction_claims() -> list[ClaimCheck]:
     naive = pairs_full(n) / (n * w)
     causal_exact = window_reduction(n, w, causal=True)
     return [
-        check_number(
+        check_stated_number(
             "200K^2 = 40B computations vs 200K x 512 = 100M: a 400x reduction", stated="400", computed=naive,
             unit="x", source=SEED_ARCHITECTURE,
             explanation=f"200,000 x 512 = {n * w:,}, so {naive:.1f}x; the article rounds 102.4M to 100M. Right as "
             "arithmetic for full (bidirectional) attention, but see the next row.",
         ),
-        check_number(
+        check_stated_number(
             "...the saving a decoder LM (causal) actually gets from a 512-key window", stated="400",
             computed=causal_exact, unit="x", source=SEED_ARCHITECTURE,
             explanation=f"A decoder already skips the upper triangle: causal attention has n(n+1)/2 = "
@@ -205,10 +205,12 @@ def tiled_reduction(n: int = 8192, w: int = 512, block: int = 128) -> dict[str, 
 def axial_claims() -> list[ClaimCheck]:
     n, side = 65_536, 256
     return [
-        check_number("Two axial passes over a 256 x 256 grid: 2 x 65,536 x 256 = about 33M ops", stated="about 33M",
-                     computed=axial_pairs(side, side), unit="pairs", source=SEED_ARCHITECTURE),
-        check_number("...vs standard attention: 65,536^2 = about 4.3B ops", stated="about 4.3B", computed=pairs_full(n),
-                     unit="pairs", source=SEED_ARCHITECTURE),
+        check_stated_number(
+            "Two axial passes over a 256 x 256 grid: 2 x 65,536 x 256 = about 33M ops", stated="about 33M",
+            computed=axial_pairs(side, side), unit="pairs", source=SEED_ARCHITECTURE),
+        check_stated_number(
+            "...vs standard attention: 65,536^2 = about 4.3B ops", stated="about 4.3B", computed=pairs_full(n),
+            unit="pairs", source=SEED_ARCHITECTURE),
     ]
 
 

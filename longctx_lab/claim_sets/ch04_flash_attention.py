@@ -23,7 +23,7 @@ from longctx_lab.attention.tiled import (
     tiled_attention,
     tiled_hbm_bytes,
 )
-from longctx_lab.claims import SEED_ARCHITECTURE, SEED_PRODUCTION, ClaimCheck, check_number, check_statement
+from longctx_lab.claims import SEED_ARCHITECTURE, SEED_PRODUCTION, ClaimCheck, check_stated_number, check_statement
 from longctx_lab.configs import A100_80GB_SXM, LLAMA31_405B
 from longctx_lab.cost import attention_flops, time_lower_bound
 from longctx_lab.measure import fit_power_law
@@ -141,7 +141,7 @@ def claims(cpu_measurements=None) -> list[ClaimCheck]:
             explanation="True of the extra memory: the tiled forward keeps Q, K, V, O and one log-sum-exp per row "
             "(O(N d)), never the N x N probabilities. The FLOPs stay O(N^2).",
         ),
-        check_number(
+        check_stated_number(
             "Recomputing attention in the backward pass instead of storing it 'doubles compute'", stated="2",
             computed=ratio, source=SEED_ARCHITECTURE, unit="x (fwd+bwd FLOPs)",
             explanation="Recomputation redoes one matmul, S = QK^T (half of the forward): forward + backward goes "
