@@ -1,10 +1,13 @@
-"""Shared pytest set-up: a deterministic hypothesis profile, and one torch thread per test process."""
+"""Shared pytest set-up: a deterministic hypothesis profile, one torch thread per test process, and
+``TRITON_INTERPRET`` set (or removed) before any test module imports the kernels (``kernel_env.py``)."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
+from kernel_env import configure_triton_env
 
 settings.register_profile(
     "ci",
@@ -16,6 +19,11 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_configure(config):
+    """``TRITON_INTERPRET`` before any test module imports the kernels (see ``tests/kernel_env.py``)."""
+    configure_triton_env(config.getoption("markexpr", "") or "", list(config.args), Path(config.rootpath))
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 """Ahead-of-time compile tests: real (not interpreted) Triton kernels, compiled for GPU targets.
 
 ``TRITON_INTERPRET=1`` would turn the kernels into interpreter objects that cannot be compiled, and
-``tests/kernels/conftest.py`` may have set it in this process (``pytest tests`` without ``-m``). The
+``tests/conftest.py`` may have set it in this process (``pytest tests`` without ``-m``). The
 compiles therefore run in a child process whose environment has the variable removed.
 """
 
