@@ -1,4 +1,5 @@
-"""Exact pair counts per mask: closed forms against dense counts and against longctx_lab.cost."""
+"""Exact pair counts per mask: closed forms against dense counts. Full, causal and window pairs have one
+definition, ``cost.attended_pairs``; the closed forms below are written out here, not imported."""
 
 from __future__ import annotations
 
@@ -22,10 +23,8 @@ from longctx_lab.attention.sparse_cost import (
     axial_pairs,
     count_pairs,
     flops_from_pairs,
-    pairs_causal,
     pairs_dilated_window,
     pairs_documents,
-    pairs_full,
     pairs_prefix_lm,
     pairs_sliding_window,
     window_reduction,
@@ -36,30 +35,31 @@ ws = st.integers(1, 30)
 
 
 @given(n=ns, w=ws, causal=st.booleans())
-def test_window_closed_form_equals_dense_count(n, w, causal):
+def test_window_count_equals_dense_count(n, w, causal):
     pred = sliding_window_predicate(w, causal=causal)
     dense = int(pred.dense(n).sum())
-    assert pairs_sliding_window(n, w, causal=causal) == dense
+    assert cost.attended_pairs(n, causal=causal, window=w) == dense
     assert count_pairs(pred, n, chunk=7) == dense
     assert count_pairs(pred.dense(n)) == dense
-    # an independent implementation: the course's cost model
-    assert cost.attended_pairs(n, causal=causal, window=w) == dense
 
 
-@given(n=st.integers(1, 10_000), w=st.integers(1, 10_000))
-def test_causal_window_formula_for_n_at_least_w(n, w):
-    if n >= w:
-        assert pairs_sliding_window(n, w) == n * w - w * (w - 1) // 2
+@given(n=st.integers(1, 10_000), w=st.integers(1, 10_000), causal=st.booleans())
+def test_window_closed_forms(n, w, causal):
+    got = cost.attended_pairs(n, causal=causal, window=w)
+    if causal:  # the first w - 1 queries see fewer than w keys
+        assert got == (n * w - w * (w - 1) // 2 if n >= w else n * (n + 1) // 2)
     else:
-        assert pairs_sliding_window(n, w) == pairs_causal(n)
-    assert pairs_sliding_window(n, w) == cost.attended_pairs(n, causal=True, window=w)
+        assert got == (n * (2 * w - 1) - w * (w - 1) if n >= w else n * n)
+    # the deprecated spelling the chapter-3 exercise still imports gives the same count
+    assert pairs_sliding_window(n, w, causal=causal) == got
 
 
 @given(n=ns)
 def test_full_and_causal(n):
-    assert pairs_full(n) == int(full_predicate().dense(n).sum()) == n * n
-    assert pairs_causal(n) == int(causal_predicate().dense(n).sum())
-    assert pairs_sliding_window(n, n) == pairs_causal(n)  # a window as long as the sequence is causal
+    assert cost.attended_pairs(n) == int(full_predicate().dense(n).sum()) == n * n
+    assert cost.attended_pairs(n, causal=True) == int(causal_predicate().dense(n).sum()) == n * (n + 1) // 2
+    # a window as long as the sequence is causal
+    assert cost.attended_pairs(n, causal=True, window=n) == cost.attended_pairs(n, causal=True)
 
 
 @given(n=ns, w=st.integers(1, 12), d=st.integers(1, 6), causal=st.booleans())
@@ -108,7 +108,7 @@ def test_long_window_count_uses_the_band():
 
 def test_flops_and_reduction():
     assert flops_from_pairs(10, 64, heads=2, batch=3) == 4 * 64 * 10 * 2 * 3
-    assert flops_from_pairs(pairs_causal(100), 64) == cost.attention_flops(100, 64, causal=True)
+    assert flops_from_pairs(cost.attended_pairs(100, causal=True), 64) == cost.attention_flops(100, 64, causal=True)
     n, w = 200_000, 512
     assert window_reduction(n, w, causal=False) == pytest.approx(n * n / (n * (2 * w - 1) - w * (w - 1)))
     assert window_reduction(n, w) == pytest.approx((n * (n + 1) / 2) / (n * w - w * (w - 1) / 2))
@@ -120,7 +120,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="window must be an integer >= 1, got 0"):
         pairs_sliding_window(10, 0)
     with pytest.raises(TypeError, match="n must be an integer"):
-        pairs_causal(10.0)
+        window_reduction(10.0, 2)
     with pytest.raises(ValueError, match="dilation must be an integer >= 1, got 0"):
         pairs_dilated_window(10, 2, 0)
     with pytest.raises(TypeError, match="mask must be a boolean tensor"):

@@ -280,8 +280,8 @@ def test_bad_values_are_rejected():
         longformer_predicate(2, [8], 8)
     with pytest.raises(ValueError, match="kv_len must be <= 8"):
         longformer_predicate(2, [0], 8).dense(9)
-    with pytest.raises(ValueError, match="q_len must be <= kv_len"):
-        causal_predicate().dense(5, 3)
+    with pytest.raises(ValueError, match="q_len must be <= kv_len for mask 'documents2-causal'"):
+        document_predicate([2, 3]).dense(6, 5)
     with pytest.raises(ValueError, match="q_len must be an integer >= 1, got 0"):
         causal_predicate().dense(0)
     with pytest.raises(ValueError, match="window_blocks must be an odd integer"):
@@ -316,3 +316,29 @@ def test_matches_hugging_face_mask_functions(n, w, lengths):
     qq, kk = torch.arange(m)[:, None], torch.arange(m)[None, :]
     hf_packed = mu.packed_sequence_mask_function(ids)(0, 0, qq, kk)
     assert torch.equal(hf_packed, document_predicate(lengths, causal=False).dense(m))
+
+
+@given(q_len=st.integers(1, 30), kv_len=st.integers(1, 30), w=st.integers(1, 12), causal=st.booleans())
+def test_dense_masks_are_the_predicates_evaluated(q_len, kv_len, w, causal):
+    """One rule: build_mask and the band predicates agree everywhere, queries before position 0 included
+    (q_len > kv_len), and the rule is the convention written out here: causal ``p - w < j <= p``,
+    bidirectional ``|p - j| < w``."""
+    p = torch.arange(q_len)[:, None] + (kv_len - q_len)
+    j = torch.arange(kv_len)[None, :]
+    window = (p - w < j) & (j <= p) if causal else (p - j).abs() < w
+    assert torch.equal(build_mask(q_len, kv_len, causal=causal, window=w), window)
+    assert torch.equal(sliding_window_predicate(w, causal=causal).dense(q_len, kv_len), window)
+    assert torch.equal(build_mask(q_len, kv_len, causal=True), j <= p)
+    assert torch.equal(causal_mask(q_len, kv_len), j <= p)
+    assert build_mask(q_len, kv_len) is None
+    assert bool(full_predicate().dense(q_len, kv_len).all())
+
+
+def test_band_predicate_covers_only_what_it_keeps():
+    pred = sliding_window_predicate(4)  # keeps 0 <= q - k <= 3
+    assert pred.band_exact and pred.covers(10, 12, 8, 11)  # q - k in [0, 3]
+    assert not pred.covers(10, 12, 9, 12)  # q - k = -1 at (10, 11)
+    assert not pred.covers(10, 14, 9, 10)  # q - k = 4 at (13, 9)
+    assert not (pred & causal_predicate()).band_exact  # a combination evaluates its mask
+    with pytest.raises(TypeError, match="band_exact must be a bool"):
+        MaskPredicate(lambda q, k: k <= q, "x", band=(0, None), band_exact=1)

@@ -14,14 +14,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from longctx_lab.attention import tiled
+from longctx_lab.attention.block_sparsity import EMPTY, FULL, PARTIAL, classify_blocks
+from longctx_lab.attention.mask_predicates import attention_predicate
 from longctx_lab.attention.masks import build_mask
 from longctx_lab.attention.reference import naive_attention
 from longctx_lab.attention.tiled import (
-    TILE_FULL,
-    TILE_PARTIAL,
-    TILE_SKIPPED,
     key_block_range,
-    tile_map,
     tiled_attention,
     tiled_attention_backward,
     tiled_attention_forward,
@@ -176,6 +175,26 @@ def test_block_sizes_do_not_change_the_result():
         torch.testing.assert_close(lse, results[0][1], rtol=1e-5, atol=1e-6)
 
 
+def _schedule(q_len, kv_len, causal, window, block_q, block_k):
+    """The tiled pass's own decisions, read from its loop bounds and tile masks: EMPTY for a key block
+    the loop never visits, FULL where it skips the element mask, PARTIAL where it applies one."""
+    pred = attention_predicate(causal=causal, window=window)
+    n_qb, n_kb = -(-q_len // block_q), -(-kv_len // block_k)
+    out = torch.full((n_qb, n_kb), EMPTY, dtype=torch.int8)
+    for qb in range(n_qb):
+        qs, qe = qb * block_q, min((qb + 1) * block_q, q_len)
+        first, last = key_block_range(qs, qe, q_len, kv_len, causal=causal, window=window, block_k=block_k)
+        for kb in range(first, last):
+            ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
+            keep = tiled._tile_keep(pred, qs, qe, ks, ke, kv_len - q_len, None)
+            if keep is None:
+                out[qb, kb] = FULL
+            else:
+                out[qb, kb] = PARTIAL
+                assert keep.any() and not keep.all(), (qb, kb)  # a masked tile keeps some pairs, not all
+    return out
+
+
 @given(
     q_len=st.integers(1, 60),
     kv_len=st.integers(1, 60),
@@ -184,29 +203,34 @@ def test_block_sizes_do_not_change_the_result():
     block_q=st.integers(1, 20),
     block_k=st.integers(1, 20),
 )
-def test_visited_tiles_are_exactly_those_with_a_visible_key(q_len, kv_len, causal, window, block_q, block_k):
-    tiles = tile_map(q_len, kv_len, causal=causal, window=window, block_q=block_q, block_k=block_k)
+def test_tiled_pass_visits_exactly_the_nonempty_tiles(q_len, kv_len, causal, window, block_q, block_k):
+    """The kernel's schedule is the tile classification: it visits the non-EMPTY tiles and no others,
+    and skips the mask exactly on the FULL ones (classes checked against the dense mask, tile by tile)."""
+    schedule = _schedule(q_len, kv_len, causal, window, block_q, block_k)
+    classes = classify_blocks(attention_predicate(causal=causal, window=window), block_q, block_k,
+                              q_len=q_len, kv_len=kv_len)
+    assert torch.equal(schedule, classes)
     keep = build_mask(q_len, kv_len, causal=causal, window=window)
     if keep is None:
         keep = torch.ones(q_len, kv_len, dtype=torch.bool)
-    for qb in range(tiles.shape[0]):
-        for kb in range(tiles.shape[1]):
+    for qb in range(classes.shape[0]):
+        for kb in range(classes.shape[1]):
             tile = keep[qb * block_q : (qb + 1) * block_q, kb * block_k : (kb + 1) * block_k]
-            expected = TILE_SKIPPED if not tile.any() else TILE_FULL if tile.all() else TILE_PARTIAL
-            assert tiles[qb, kb] == expected, (qb, kb)
+            expected = EMPTY if not tile.any() else FULL if tile.all() else PARTIAL
+            assert classes[qb, kb] == expected, (qb, kb)
 
 
 def test_causal_and_window_skip_tiles():
     n, b = 1024, 64
-    full = tile_map(n, causal=False, block_q=b, block_k=b)
-    causal = tile_map(n, causal=True, block_q=b, block_k=b)
-    window = tile_map(n, causal=True, window=128, block_q=b, block_k=b)
+    full = _schedule(n, n, False, None, b, b)
+    causal = _schedule(n, n, True, None, b, b)
+    window = _schedule(n, n, True, 128, b, b)
     blocks = n // b
-    assert int((full > 0).sum()) == blocks * blocks
-    assert int((causal > 0).sum()) == blocks * (blocks + 1) // 2  # lower triangle incl. diagonal
-    assert int((causal == TILE_PARTIAL).sum()) == blocks  # only the diagonal tiles need a mask
+    assert int((full != EMPTY).sum()) == blocks * blocks
+    assert int((causal != EMPTY).sum()) == blocks * (blocks + 1) // 2  # lower triangle incl. diagonal
+    assert int((causal == PARTIAL).sum()) == blocks  # only the diagonal tiles need a mask
     # window 128 = two blocks: query block i needs key blocks i-2 (partly), i-1 and i (diagonal)
-    assert int((window > 0).sum()) == 1 + 2 + 3 * (blocks - 2)
+    assert int((window != EMPTY).sum()) == 1 + 2 + 3 * (blocks - 2)
     assert key_block_range(0, 64, 1024, 1024, causal=True, block_k=64) == (0, 1)
     assert key_block_range(0, 4, 8, 2, causal=True, block_k=2) == (0, 0)  # all rows before key 0
 

@@ -29,7 +29,9 @@ from longctx_lab._validate import check_bool, check_int
 __all__ = [
     "MaskPredicate",
     "and_masks",
+    "attention_predicate",
     "axial_predicate",
+    "band_predicate",
     "bigbird_block_layout",
     "bigbird_predicate",
     "causal_predicate",
@@ -67,6 +69,9 @@ class MaskPredicate:
     ``band = (lo, hi)`` is an optional promise that every kept pair has ``lo <= q - k <= hi``
     (``None`` = unbounded on that side). It is what a kernel uses as loop bounds: for a causal
     window only the key blocks within ``window - 1`` behind the query block are visited at all.
+    ``band_exact=True`` promises more: a pair is kept *exactly* when it lies in the band (full,
+    causal and sliding-window attention, built by :func:`band_predicate`), so a tile that lies
+    wholly inside the band needs no mask at all (:meth:`covers`).
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class MaskPredicate:
         *,
         length=None,
         band: tuple[int | None, int | None] | None = None,
+        band_exact: bool = False,
     ):
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
@@ -92,6 +98,7 @@ class MaskPredicate:
                 raise ValueError(f"band must have lo <= hi, got {band}")
             band = (lo, hi) if (lo, hi) != (None, None) else None
         self.band = band
+        self.band_exact = check_bool("band_exact", band_exact)
 
     def __call__(self, q_idx, kv_idx) -> torch.Tensor:
         q_idx = _as_index("q_idx", q_idx)
@@ -116,12 +123,18 @@ class MaskPredicate:
         return or_masks(self, other)
 
     def check_lengths(self, q_len: int, kv_len: int | None = None) -> tuple[int, int]:
-        """Validate ``q_len``/``kv_len`` (``kv_len`` defaults to ``q_len``) against :attr:`length`."""
+        """Validate ``q_len``/``kv_len`` (``kv_len`` defaults to ``q_len``) against :attr:`length`.
+
+        ``q_len > kv_len`` puts the first queries at negative positions (bottom-right alignment);
+        rules defined at every position (``length is None``) evaluate them as written, so under
+        ``causal`` those rows see no key. Lookup-table rules refuse it.
+        """
         q_len = check_int("q_len", q_len, minimum=1)
         kv_len = q_len if kv_len is None else check_int("kv_len", kv_len, minimum=1)
-        if q_len > kv_len:
+        if q_len > kv_len and self.length is not None:
             raise ValueError(
-                f"q_len must be <= kv_len (queries are the last q_len positions), got q_len={q_len}, kv_len={kv_len}"
+                f"q_len must be <= kv_len for mask {self.name!r} (queries are the last q_len positions), "
+                f"got q_len={q_len}, kv_len={kv_len}"
             )
         if self.length is not None and kv_len > self.length:
             raise ValueError(
@@ -147,6 +160,16 @@ class MaskPredicate:
     def evaluate(self, q_idx: torch.Tensor, kv_idx: torch.Tensor) -> torch.Tensor:
         """The rule on integer position tensors, without validation (for inner loops)."""
         return self._fn(q_idx, kv_idx)
+
+    def covers(self, q_start: int, q_stop: int, k_start: int, k_stop: int) -> bool:
+        """True when every pair of query positions ``q_start .. q_stop - 1`` and key positions
+        ``k_start .. k_stop - 1`` is kept, known from the band alone (only for ``band_exact``
+        rules; ``False`` otherwise). A kernel skips the element mask on such a tile."""
+        if not self.band_exact:
+            return False
+        lo, hi = self.band if self.band is not None else (None, None)
+        # q - k ranges over [q_start - (k_stop - 1), (q_stop - 1) - k_start] on this tile
+        return (lo is None or q_start - (k_stop - 1) >= lo) and (hi is None or q_stop - 1 - k_start <= hi)
 
     def key_range(self, q_start: int, q_stop: int, kv_len: int) -> tuple[int, int]:
         """Keys ``[k_start, k_stop)`` that queries ``q_start .. q_stop - 1`` can possibly see,
@@ -218,14 +241,37 @@ def or_masks(*masks: MaskPredicate) -> MaskPredicate:
                          band=band)
 
 
+def band_predicate(lo: int | None, hi: int | None, name: str) -> MaskPredicate:
+    """The rule "keep ``(q, k)`` exactly when ``lo <= q - k <= hi``" (``None``: no bound on that side).
+
+    Full, causal and sliding-window attention are all bands of diagonals; this is their one
+    definition, shared by the dense masks (:mod:`~longctx_lab.attention.masks`), the tile classes
+    (:mod:`~longctx_lab.attention.block_sparsity`) and the tiled kernel's loop bounds and tile masks
+    (:mod:`~longctx_lab.attention.tiled`).
+    """
+    lo = None if lo is None else check_int("lo", lo)
+    hi = None if hi is None else check_int("hi", hi)
+
+    def fn(q, k):
+        d = q - k
+        keep = d == d  # all True, in the broadcast shape
+        if lo is not None:
+            keep = keep & (d >= lo)
+        if hi is not None:
+            keep = keep & (d <= hi)
+        return keep
+
+    return MaskPredicate(fn, name, band=(lo, hi), band_exact=True)
+
+
 def full_predicate() -> MaskPredicate:
     """Every query sees every key (bidirectional full attention)."""
-    return MaskPredicate(lambda q, k: (q >= 0) & (k >= 0), "full")
+    return band_predicate(None, None, "full")
 
 
 def causal_predicate() -> MaskPredicate:
     """Query ``p`` sees keys ``j <= p``."""
-    return MaskPredicate(lambda q, k: k <= q, "causal", band=(0, None))
+    return band_predicate(0, None, "causal")
 
 
 def sliding_window_predicate(window: int, *, causal: bool = True) -> MaskPredicate:
@@ -237,8 +283,20 @@ def sliding_window_predicate(window: int, *, causal: bool = True) -> MaskPredica
     window = check_int("window", window, minimum=1)
     check_bool("causal", causal)
     if causal:
-        return MaskPredicate(lambda q, k: (k <= q) & (q - k < window), f"window{window}", band=(0, window - 1))
-    return MaskPredicate(lambda q, k: (q - k).abs() < window, f"window{window}-bidir", band=(1 - window, window - 1))
+        return band_predicate(0, window - 1, f"window{window}")
+    return band_predicate(1 - window, window - 1, f"window{window}-bidir")
+
+
+def attention_predicate(*, causal: bool = False, window: int | None = None) -> MaskPredicate:
+    """The rule for the ``causal``/``window`` arguments every attention function takes.
+
+    No mask: :func:`full_predicate`; ``causal`` only: :func:`causal_predicate`; a window:
+    :func:`sliding_window_predicate` (bidirectional without ``causal``).
+    """
+    check_bool("causal", causal)
+    if window is not None:
+        return sliding_window_predicate(check_int("window", window, minimum=1), causal=causal)
+    return causal_predicate() if causal else full_predicate()
 
 
 def dilated_window_predicate(window: int, dilation: int, *, causal: bool = True) -> MaskPredicate:

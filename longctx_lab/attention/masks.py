@@ -2,10 +2,12 @@
 
 Alignment (bottom-right) and the sliding window (``p - w < j <= p``) are those of docs/conventions.md.
 
-The same masks (and Longformer, BigBird, dilated, prefix-LM, document and axial masks, with ``&``/``|``
-combinators) also exist as predicates ``mask(q_idx, kv_idx)``, the form kernels evaluate tile by tile:
-they live in :mod:`longctx_lab.attention.mask_predicates` and are re-exported here, and each one's
-``.dense(q_len, kv_len)`` gives the boolean tensor with this module's alignment.
+Each mask here is a predicate ``mask(q_idx, kv_idx)`` of :mod:`longctx_lab.attention.mask_predicates`
+evaluated on every pair: the rule is written once there (full, causal and window attention in
+:func:`~longctx_lab.attention.mask_predicates.band_predicate`), and the kernels evaluate the same
+rule tile by tile. The predicates (also Longformer, BigBird, dilated, prefix-LM, document and axial
+masks, with ``&``/``|`` combinators) are re-exported here; each one's ``.dense(q_len, kv_len)``
+gives the boolean tensor with this module's alignment.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from longctx_lab._validate import check_bool, check_int, check_optional_int
 from longctx_lab.attention.mask_predicates import (
     MaskPredicate,
     and_masks,
+    attention_predicate,
     axial_predicate,
+    band_predicate,
     bigbird_block_layout,
     bigbird_predicate,
     causal_predicate,
@@ -33,7 +37,9 @@ from longctx_lab.attention.mask_predicates import (
 __all__ = [
     "MaskPredicate",
     "and_masks",
+    "attention_predicate",
     "axial_predicate",
+    "band_predicate",
     "bigbird_block_layout",
     "bigbird_predicate",
     "build_mask",
@@ -51,18 +57,16 @@ __all__ = [
 ]
 
 
-def _positions(q_len: int, kv_len: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    q_pos = torch.arange(q_len, device=device) + (kv_len - q_len)
-    k_pos = torch.arange(kv_len, device=device)
-    return q_pos[:, None], k_pos[None, :]
+def _dense(pred: MaskPredicate, q_len: int, kv_len: int, device) -> torch.Tensor:
+    """``pred`` evaluated on every (query row, key) pair: rows sit at positions ``row + kv_len - q_len``."""
+    return pred.rows(kv_len - q_len, kv_len, 0, kv_len, device=device)
 
 
 def causal_mask(q_len: int, kv_len: int | None = None, *, device=None) -> torch.Tensor:
-    """Boolean ``(q_len, kv_len)`` mask: query at position ``p`` sees keys ``j <= p``."""
+    """Boolean ``(q_len, kv_len)`` mask of :func:`causal_predicate`: query at position ``p`` sees keys ``j <= p``."""
     q_len = check_int("q_len", q_len, minimum=1)
     kv_len = q_len if kv_len is None else check_int("kv_len", kv_len, minimum=1)
-    q_pos, k_pos = _positions(q_len, kv_len, device)
-    return k_pos <= q_pos
+    return _dense(causal_predicate(), q_len, kv_len, device)
 
 
 def sliding_window_mask(
@@ -73,18 +77,14 @@ def sliding_window_mask(
     causal: bool = True,
     device=None,
 ) -> torch.Tensor:
-    """Boolean ``(q_len, kv_len)`` sliding-window mask.
+    """Boolean ``(q_len, kv_len)`` mask of :func:`sliding_window_predicate`.
 
     Causal (default): query at position ``p`` sees keys ``p - window < j <= p`` (``window`` keys,
     itself included). Bidirectional (``causal=False``): keys with ``|p - j| < window``.
     """
     q_len = check_int("q_len", q_len, minimum=1)
-    window = check_int("window", window, minimum=1)
     kv_len = q_len if kv_len is None else check_int("kv_len", kv_len, minimum=1)
-    check_bool("causal", causal)
-    q_pos, k_pos = _positions(q_len, kv_len, device)
-    near = (q_pos - k_pos).abs() < window
-    return near & (k_pos <= q_pos) if causal else near
+    return _dense(sliding_window_predicate(window, causal=causal), q_len, kv_len, device)
 
 
 def build_mask(
@@ -95,14 +95,15 @@ def build_mask(
     window: int | None = None,
     device=None,
 ) -> torch.Tensor | None:
-    """The mask for the ``causal``/``window`` arguments every attention function takes.
+    """The dense mask of :func:`attention_predicate` for the ``causal``/``window`` arguments every
+    attention function takes.
 
     Returns ``None`` when nothing is masked. A window without ``causal`` is bidirectional.
     """
+    q_len = check_int("q_len", q_len, minimum=1)
+    kv_len = check_int("kv_len", kv_len, minimum=1)
     check_bool("causal", causal)
     window = check_optional_int("window", window, minimum=1)
-    if window is not None:
-        return sliding_window_mask(q_len, window, kv_len, causal=causal, device=device)
-    if causal:
-        return causal_mask(q_len, kv_len, device=device)
-    return None
+    if window is None and not causal:
+        return None
+    return _dense(attention_predicate(causal=causal, window=window), q_len, kv_len, device)

@@ -32,8 +32,12 @@ Conventions (shared with the Triton kernels):
 
 Block skipping: query block ``[qs, qe)`` visits only the key blocks that overlap the band of keys
 some row of the block may see (:func:`key_block_range`); a visited tile that is only partly inside
-the band is masked element by element. Skipped tiles cost nothing, which is where causal attention
-halves its work and a window makes it linear in the length.
+the band is masked element by element. Both decisions come from one rule,
+:func:`~longctx_lab.attention.mask_predicates.attention_predicate` (its band for the loop bounds and
+the FULL test, its ``evaluate`` on the tile's positions for the mask), the rule behind the dense masks
+and the tile classes of :func:`~longctx_lab.attention.block_sparsity.classify_blocks` too.
+Skipped tiles cost nothing, which is where causal attention halves its work and a window makes it
+linear in the length.
 
 Precision: tiles are computed in float32 (float64 for float64 inputs), whatever the input dtype;
 the output is cast back to the input dtype.
@@ -47,6 +51,7 @@ import math
 import torch
 
 from longctx_lab._validate import check_bool, check_int, check_number, check_optional_int, check_qkv
+from longctx_lab.attention.mask_predicates import MaskPredicate, attention_predicate
 from longctx_lab.attention.online_softmax import empty_state, finalize, update_state
 
 __all__ = [
@@ -54,15 +59,11 @@ __all__ = [
     "flash_block_sizes",
     "key_block_range",
     "standard_attention_hbm_bytes",
-    "tile_map",
     "tiled_attention",
     "tiled_attention_backward",
     "tiled_attention_forward",
     "tiled_hbm_bytes",
 ]
-
-TILE_SKIPPED, TILE_PARTIAL, TILE_FULL = 0, 1, 2
-
 
 def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
@@ -75,6 +76,15 @@ def _check_options(causal, window, scale, block_q, block_k, head_dim):
     block_q = check_int("block_q", block_q, minimum=1)
     block_k = check_int("block_k", block_k, minimum=1)
     return causal, window, scale, block_q, block_k
+
+
+def _key_blocks(pred: MaskPredicate, q_start: int, q_end: int, offset: int, kv_len: int, block_k: int):
+    """Key blocks ``[first, last)`` that rows ``[q_start, q_end)`` visit: those overlapping the keys the
+    predicate's band lets them see (rows sit at positions ``row + offset``); ``(0, 0)`` if none."""
+    lo, hi = pred.key_range(q_start + offset, q_end + offset, kv_len)
+    if hi <= lo:
+        return 0, 0
+    return lo // block_k, -(-hi // block_k)
 
 
 def key_block_range(
@@ -92,7 +102,8 @@ def key_block_range(
     Rows sit at positions ``p = row + kv_len - q_len``. The band of keys the rows may see is
     ``[lo, hi)`` with ``hi = p_max + 1`` under ``causal`` (``p_max + window`` for a bidirectional
     window, else ``kv_len``) and ``lo = p_min - window + 1`` with a window (else 0), clipped to
-    ``[0, kv_len)``. Every key block that overlaps the band is visited; all others are skipped.
+    ``[0, kv_len)``: the band of :func:`~longctx_lab.attention.mask_predicates.attention_predicate`
+    (its ``key_range``). Every key block that overlaps the band is visited; all others are skipped.
     Returns ``(0, 0)`` when the band is empty (every row fully masked).
     """
     q_len = check_int("q_len", q_len, minimum=1)
@@ -101,78 +112,19 @@ def key_block_range(
     q_end = check_int("q_end", q_end, minimum=q_start + 1)
     if q_end > q_len:
         raise ValueError(f"q_end must be <= q_len ({q_len}), got {q_end}")
-    check_bool("causal", causal)
-    window = check_optional_int("window", window, minimum=1)
     block_k = check_int("block_k", block_k, minimum=1)
-    offset = kv_len - q_len
-    p_min, p_max = q_start + offset, q_end - 1 + offset
-    lo, hi = 0, kv_len
-    if causal:
-        hi = min(hi, p_max + 1)
-    if window is not None:
-        lo = max(lo, p_min - window + 1)
-        if not causal:
-            hi = min(hi, p_max + window)
-    if hi <= lo:
-        return 0, 0
-    return lo // block_k, -(-hi // block_k)
+    pred = attention_predicate(causal=causal, window=window)
+    return _key_blocks(pred, q_start, q_end, kv_len - q_len, kv_len, block_k)
 
 
-def _tile_is_full(q_start, q_end, k_start, k_end, offset, causal, window) -> bool:
-    """True when every (row, key) pair of the tile is visible, so no element mask is needed."""
-    p_first, p_last = q_start + offset, q_end - 1 + offset
-    if causal and k_end - 1 > p_first:  # some key lies right of some row's diagonal
-        return False
-    if window is not None:
-        if p_last - k_start >= window:  # some key lies beyond the window to the left
-            return False
-        if not causal and (k_end - 1) - p_first >= window:  # ... or to the right
-            return False
-    return True
-
-
-def _tile_keep(q_start, q_end, k_start, k_end, offset, causal, window, device):
-    """Boolean ``(q_end - q_start, k_end - k_start)`` mask of a tile, or ``None`` if nothing is masked."""
-    if _tile_is_full(q_start, q_end, k_start, k_end, offset, causal, window):
+def _tile_keep(pred: MaskPredicate, q_start, q_end, k_start, k_end, offset, device):
+    """Boolean ``(q_end - q_start, k_end - k_start)`` mask of a tile (the predicate evaluated on the
+    tile's positions), or ``None`` when the band says every pair is kept (a FULL tile: no mask)."""
+    if pred.covers(q_start + offset, q_end + offset, k_start, k_end):
         return None
     q_pos = torch.arange(q_start + offset, q_end + offset, device=device)[:, None]
     k_pos = torch.arange(k_start, k_end, device=device)[None, :]
-    if causal:
-        keep = k_pos <= q_pos
-        if window is not None:
-            keep &= q_pos - k_pos < window
-        return keep
-    return (q_pos - k_pos).abs() < window
-
-
-def tile_map(
-    q_len: int,
-    kv_len: int | None = None,
-    *,
-    causal: bool = False,
-    window: int | None = None,
-    block_q: int = 64,
-    block_k: int = 64,
-) -> torch.Tensor:
-    """Which tiles the tiled pass touches: an int tensor ``(n_query_blocks, n_key_blocks)``.
-
-    ``0`` = skipped (never loaded), ``1`` = loaded and masked element by element, ``2`` = loaded,
-    no mask needed. Same rule as :func:`tiled_attention_forward` (and the Triton kernels).
-    """
-    q_len = check_int("q_len", q_len, minimum=1)
-    kv_len = q_len if kv_len is None else check_int("kv_len", kv_len, minimum=1)
-    causal, window, _, block_q, block_k = _check_options(causal, window, None, block_q, block_k, 1)
-    n_qb, n_kb = -(-q_len // block_q), -(-kv_len // block_k)
-    tiles = torch.zeros(n_qb, n_kb, dtype=torch.int64)
-    offset = kv_len - q_len
-    for qb in range(n_qb):
-        qs, qe = qb * block_q, min((qb + 1) * block_q, q_len)
-        first, last = key_block_range(qs, qe, q_len, kv_len, causal=causal, window=window, block_k=block_k)
-        for kb in range(first, last):
-            ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
-            keep = _tile_keep(qs, qe, ks, ke, offset, causal, window, None)
-            tiles[qb, kb] = TILE_FULL if keep is None else TILE_PARTIAL
-    return tiles
+    return pred.evaluate(q_pos, k_pos)
 
 
 def _grouped(x: torch.Tensor, kv_heads: int, dtype) -> torch.Tensor:
@@ -226,16 +178,17 @@ def _forward(q, k, v, causal, window, scale, block_q, block_k):
     v3 = v.reshape(batch * kv_heads, kv_len, head_dim).to(acc)
     out = torch.empty(batch * kv_heads, group, q_len, head_dim, dtype=q.dtype, device=q.device)
     lse = torch.empty(batch * kv_heads, group, q_len, dtype=acc, device=q.device)
+    pred = attention_predicate(causal=causal, window=window)
     for qs in range(0, q_len, block_q):
         qe = min(qs + block_q, q_len)
         rows = qe - qs
         q_tile = _rows(qg, qs, qe) * scale  # (BK, group * rows, D), scale folded in once per block
         state = empty_state((batch * kv_heads, group * rows), head_dim, dtype=acc, device=q.device)
-        first, last = key_block_range(qs, qe, q_len, kv_len, causal=causal, window=window, block_k=block_k)
+        first, last = _key_blocks(pred, qs, qe, offset, kv_len, block_k)
         for kb in range(first, last):
             ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
             scores = torch.bmm(q_tile, k3[:, ks:ke].transpose(1, 2))  # one tile of S, never more
-            keep = _tile_keep(qs, qe, ks, ke, offset, causal, window, q.device)
+            keep = _tile_keep(pred, qs, qe, ks, ke, offset, q.device)
             if keep is not None:
                 scores = scores.masked_fill(~keep.repeat(group, 1), float("-inf"))
             state = update_state(state, scores, v3[:, ks:ke])
@@ -306,11 +259,11 @@ def _backward(q, k, v, out, lse, dout, causal, window, scale, block_q, block_k):
     dk = torch.empty(bk, kv_len, head_dim, dtype=acc, device=q.device)
     dv = torch.empty(bk, kv_len, head_dim, dtype=acc, device=q.device)
 
+    pred = attention_predicate(causal=causal, window=window)
     q_blocks = []
     for qs in range(0, q_len, block_q):
         qe = min(qs + block_q, q_len)
-        first, last = key_block_range(qs, qe, q_len, kv_len, causal=causal, window=window, block_k=block_k)
-        q_blocks.append((qs, qe, first, last))
+        q_blocks.append((qs, qe, *_key_blocks(pred, qs, qe, offset, kv_len, block_k)))
 
     # Outer loop over key blocks (as the FlashAttention-2 backward kernel): dK_j and dV_j stay in
     # fast memory while the query blocks that see key block j stream past; dQ is accumulated.
@@ -331,7 +284,7 @@ def _backward(q, k, v, out, lse, dout, causal, window, scale, block_q, block_k):
             p = torch.exp(scores - lse_tile)  # recomputed probabilities P_ij
             dp = torch.bmm(do_tile, v_tile.transpose(1, 2))  # dP = dO_i V_j^T
             ds = p * (dp - delta_tile)  # dS = P * (dP - delta_i)
-            keep = _tile_keep(qs, qe, ks, ke, offset, causal, window, q.device)
+            keep = _tile_keep(pred, qs, qe, ks, ke, offset, q.device)
             if keep is not None:
                 # Masked entries are exactly 0 in P and dS: select, not multiply, so that a NaN row (NaN LSE and
                 # delta) or a NaN key reaches no gradient through a masked entry.
@@ -489,10 +442,11 @@ def tiled_hbm_bytes(
     causal, window, _, block_q, block_k = _check_options(causal, window, None, block_q, block_k, head_dim)
     element_bytes = check_int("element_bytes", element_bytes, minimum=1)
     batch_heads = check_int("batch_heads", batch_heads, minimum=1)
+    pred = attention_predicate(causal=causal, window=window)
     total = 0
     for qs in range(0, q_len, block_q):
         qe = min(qs + block_q, q_len)
-        first, last = key_block_range(qs, qe, q_len, kv_len, causal=causal, window=window, block_k=block_k)
+        first, last = _key_blocks(pred, qs, qe, kv_len - q_len, kv_len, block_k)
         keys = max(0, min(last * block_k, kv_len) - first * block_k)
         total += (2 * (qe - qs) * head_dim + 2 * keys * head_dim) * element_bytes + 4 * (qe - qs)
     return total * batch_heads

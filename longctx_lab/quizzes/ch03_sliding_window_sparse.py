@@ -3,9 +3,9 @@
 from longctx_lab.attention.block_sparsity import classify_blocks
 from longctx_lab.attention.mask_predicates import sliding_window_predicate
 from longctx_lab.attention.receptive_field import receptive_field_size
-from longctx_lab.attention.sparse_cost import pairs_sliding_window, window_reduction
+from longctx_lab.attention.sparse_cost import window_reduction
 from longctx_lab.configs import MISTRAL_7B
-from longctx_lab.cost import GB, kv_cache_bytes_for
+from longctx_lab.cost import GB, attended_pairs, kv_cache_bytes_for
 from longctx_lab.kvcache.rolling import rolling_slot
 from longctx_lab.quiz import ChoiceQuestion, NumericQuestion, Option, Quiz
 
@@ -22,10 +22,10 @@ QUIZ = Quiz(
         NumericQuestion(
             prompt="A causal sliding window of w = 4 keys (query p sees p - 4 < j <= p) over n = 16 tokens: how many "
             "(query, key) pairs are attended?",
-            answer=pairs_sliding_window(16, 4),
+            answer=attended_pairs(16, causal=True, window=4),
             rel_tol=1e-9,
             explanation="n w - w(w - 1)/2 = 64 - 6 = 58: the first w - 1 queries see fewer than w keys.",
-            computed_by="pairs_sliding_window(16, 4)",
+            computed_by="attended_pairs(16, causal=True, window=4)",
         ),
         NumericQuestion(
             prompt="32 stacked layers, each with a causal window of 4,096 keys (itself and the 4,095 before it). How "

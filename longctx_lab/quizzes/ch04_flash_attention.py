@@ -2,9 +2,11 @@
 
 import torch
 
+from longctx_lab.attention.block_sparsity import EMPTY, classify_blocks
+from longctx_lab.attention.mask_predicates import causal_predicate, sliding_window_predicate
 from longctx_lab.attention.naive_tiled_snippet import snippet_error
 from longctx_lab.attention.online_softmax import SoftmaxState, finalize, merge_states
-from longctx_lab.attention.tiled import TILE_SKIPPED, tile_map, tiled_hbm_bytes
+from longctx_lab.attention.tiled import tiled_hbm_bytes
 from longctx_lab.claim_sets.ch04_flash_attention import recomputation_flops_ratio
 from longctx_lab.cost import attention_flops
 from longctx_lab.quiz import ChoiceQuestion, NumericQuestion, Option, Quiz
@@ -16,9 +18,9 @@ def _merged_lse() -> float:
     return float(finalize(merge_states(a, b))[1])
 
 
-_CAUSAL_TILES = int((tile_map(4096, causal=True, block_q=128, block_k=128) != TILE_SKIPPED).sum())
-_WINDOW_TILES = tile_map(2048, causal=True, window=256, block_q=64, block_k=64)
-_WINDOW_TILES_LAST_ROW = int((_WINDOW_TILES[-1] != TILE_SKIPPED).sum())
+_CAUSAL_TILES = int((classify_blocks(causal_predicate(), 128, q_len=4096) != EMPTY).sum())
+_WINDOW_TILES = classify_blocks(sliding_window_predicate(256), 64, q_len=2048)
+_WINDOW_TILES_LAST_ROW = int((_WINDOW_TILES[-1] != EMPTY).sum())
 _INTENSITY = attention_flops(8192, 128) / tiled_hbm_bytes(8192, head_dim=128, block_q=128, block_k=64)
 
 QUIZ = Quiz(
@@ -61,7 +63,7 @@ QUIZ = Quiz(
             rel_tol=0.001,
             explanation="The 32 x 32 grid's lower triangle with its diagonal: 32 * 33 / 2. Only the 32 diagonal "
             "tiles need an element-wise mask.",
-            computed_by="(tile_map(4096, causal=True, block_q=128, block_k=128) != 0).sum()",
+            computed_by="(classify_blocks(causal_predicate(), 128, q_len=4096) != EMPTY).sum()",
         ),
         NumericQuestion(
             prompt="Causal sliding window w = 256 (flash-attn window_size=(255, 0)), 64 x 64 tiles, n = 2048. How "
@@ -70,7 +72,7 @@ QUIZ = Quiz(
             rel_tol=0.001,
             explanation="Its rows see keys from p - 255 to p: the diagonal tile, three full tiles and one partial "
             "tile at the far edge of the window.",
-            computed_by="(tile_map(2048, causal=True, window=256, block_q=64, block_k=64)[-1] != 0).sum()",
+            computed_by="(classify_blocks(sliding_window_predicate(256), 64, q_len=2048)[-1] != EMPTY).sum()",
         ),
         NumericQuestion(
             prompt="Tiled forward, one head, n = 8192, d = 128, fp16, block_q = 128: forward FLOPs per byte of HBM "

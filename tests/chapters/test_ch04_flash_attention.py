@@ -6,13 +6,13 @@ import re
 import pytest
 import torch
 
+from longctx_lab.attention.block_sparsity import EMPTY, classify_blocks
+from longctx_lab.attention.mask_predicates import attention_predicate
 from longctx_lab.attention.naive_tiled_snippet import snippet_error
 from longctx_lab.attention.reference import naive_attention
 from longctx_lab.attention.tiled import (
-    TILE_SKIPPED,
     flash_block_sizes,
     standard_attention_hbm_bytes,
-    tile_map,
     tiled_attention,
     tiled_hbm_bytes,
 )
@@ -27,11 +27,11 @@ from longctx_lab.quizzes.ch04_flash_attention import QUIZ
 @pytest.mark.parametrize("causal, window", [(False, None), (True, None), (True, 100), (False, 30)])
 def test_tiled_hbm_bytes_counts_visited_tiles(causal, window):
     q_len, kv_len, d, bq, bk = 300, 350, 32, 64, 48
-    tiles = tile_map(q_len, kv_len, causal=causal, window=window, block_q=bq, block_k=bk)
+    tiles = classify_blocks(attention_predicate(causal=causal, window=window), bq, bk, q_len=q_len, kv_len=kv_len)
     expected = 0
     for qb in range(tiles.shape[0]):
         rows = min(bq, q_len - qb * bq)
-        keys = sum(min(bk, kv_len - kb * bk) for kb in range(tiles.shape[1]) if tiles[qb, kb] != TILE_SKIPPED)
+        keys = sum(min(bk, kv_len - kb * bk) for kb in range(tiles.shape[1]) if tiles[qb, kb] != EMPTY)
         expected += 2 * (2 * rows * d + 2 * keys * d) + 4 * rows  # fp16 Q, O, K, V; fp32 LSE
     got = tiled_hbm_bytes(q_len, kv_len, head_dim=d, causal=causal, window=window, block_q=bq, block_k=bk)
     assert got == expected
