@@ -4,31 +4,16 @@ This is the CPU path of :func:`longctx_lab.kernels.dispatch.flash_attention` and
 the Triton kernels are written against: the same loops, the same block skipping, the same
 outputs (``out`` and the log-sum-exp), the same conventions.
 
-Conventions (shared with the Triton kernels):
+Shapes, GQA mapping, bottom-right alignment, windows, the LSE and rows that see no key follow
+docs/conventions.md, as in the Triton kernels. What is particular to this path:
 
-- Shapes: ``q`` is ``(batch, heads, q_len, head_dim)``; ``k`` and ``v`` are
-  ``(batch, kv_heads, kv_len, head_dim)``. Grouped-query attention: ``heads = kv_heads * group``
-  and query head ``h`` reads KV head ``h // group`` (as ``repeat_interleave`` and SDPA's
-  ``enable_gqa``). K/V are never repeated: the ``group`` query heads that share a KV head are
-  stacked into one tile of ``group * block_q`` rows, and the K/V gradients of the group are summed
-  by the same matrix product.
-- ``q_len != kv_len``: bottom-right aligned, query row ``i`` sits at absolute position
-  ``p = i + kv_len - q_len`` (flash-attn >= 2.1, a KV-cache decode step).
-- ``causal``: keys ``j <= p``. ``window=w`` with ``causal``: keys ``p - w < j <= p`` (flash-attn
-  ``window_size=(w - 1, 0)``, Hugging Face ``sliding_window=w``). ``window`` without ``causal``:
-  bidirectional, keys with ``|p - j| < w`` (flash-attn ``window_size=(w - 1, w - 1)``).
-- ``scale`` defaults to ``1 / sqrt(head_dim)``.
-- LSE: ``log(sum_j exp(scale * q.k_j))`` over the visible keys, natural log, shape
-  ``(batch, heads, q_len)``, float32 (float64 when the inputs are float64, which only this torch
-  path accepts). It is all the backward pass needs to rebuild the probabilities.
-- A query row that sees no key (possible when ``q_len > kv_len`` with ``causal``, or with a
-  window) has no defined softmax: its output is zeros and its LSE is ``-inf`` (the course's
-  choice; flash-attn's non-split forward returns ``+inf`` there); its gradients are zeros. No NaN.
-- NaN is never hidden: a NaN in ``q``, ``k`` or ``v`` reaches every output, LSE and gradient entry
-  that depends on it, as in SDPA and :func:`~longctx_lab.attention.reference.naive_attention` (a NaN
-  key reaches the rows that see it; a NaN query its own row). Through ``0 * NaN`` it may also reach
-  entries that share a visited tile with it (SDPA's dense product spreads it further, to every row),
-  but never a row that sees no key.
+- K/V are never repeated for GQA: the ``group`` query heads that share a KV head are stacked into one
+  tile of ``group * block_q`` rows, and the K/V gradients of the group are summed by the same product.
+- The LSE is float32 (float64 when the inputs are float64, which only this torch path accepts); it is
+  all the backward pass needs to rebuild the probabilities.
+- NaN: beyond the entries that depend on it (docs/conventions.md), a NaN may also reach entries that
+  share a visited tile with it through ``0 * NaN`` (SDPA's dense product spreads it to every row), but
+  never a row that sees no key.
 
 Block skipping: query block ``[qs, qe)`` visits only the key blocks that overlap the band of keys
 some row of the block may see (:func:`key_block_range`); a visited tile that is only partly inside

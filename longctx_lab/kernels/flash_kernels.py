@@ -4,21 +4,13 @@ This module imports triton but not torch, so the ahead-of-time compile check
 (:mod:`longctx_lab.kernels.aot`) can load it quickly; the launchers live in
 :mod:`longctx_lab.kernels.flash`.
 
-Layout and conventions (the same as the rest of the course):
+Layout, GQA mapping (``h // GROUP``: the kernels index the shared KV head, K and V are never copied),
+alignment, windows, rows that see no key and NaN follow docs/conventions.md. Particular to the kernels:
 
-- Q is ``(batch, heads, q_len, head_dim)``; K, V are ``(batch, kv_heads, kv_len, head_dim)`` with
-  ``heads = kv_heads * GROUP``. Query head ``h`` reads KV head ``h // GROUP``: the kernels index the
-  shared KV head, K and V are never copied.
-- Bottom-right alignment: query row ``i`` sits at absolute position ``p = i + kv_len - q_len``.
-- Visibility of key ``j`` to the query at position ``p``:
-  causal ``j <= p``; causal window ``p - WINDOW < j <= p``; bidirectional window ``|p - j| < WINDOW``.
 - Scores are kept in base-2 units: ``s2 = (q . k) * scale * log2(e)``, so ``exp(x) = exp2(x log2 e)``;
   the LSE written to memory is in natural-log units, ``lse = log(sum_j exp(scale * q . k_j))``.
-- A query row that sees no key (possible when ``q_len > kv_len`` under causal) gets output 0 and
-  LSE ``-inf``; its gradients are 0.
-- NaN propagates: a NaN in q, k or v reaches every output (and gradient) that depends on it, as in
-  SDPA; it may also reach entries that share a loaded tile with it through ``0 * NaN`` (as it reaches
-  every row in SDPA's dense product), but never a row that sees no key.
+- NaN may also reach entries that share a loaded tile with it through ``0 * NaN``, never a row that sees
+  no key.
 
 Block skipping. For a query tile the key range splits into three parts (:func:`_split_range`):
 key tiles no row of the tile can see are never loaded (loop bounds); tiles every row sees
