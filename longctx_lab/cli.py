@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     for name in sorted(_bench_modules()):
         module = importlib.import_module(f"longctx_lab.bench.{name}")
-        p = bench_sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None)
+        help_ = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None
+        p = bench_sub.add_parser(name.replace("_", "-"), help=help_)  # module decode_cpu -> `bench decode-cpu`
         module.add_arguments(p)
         p.set_defaults(func=module.run)
     return parser

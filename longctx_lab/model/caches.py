@@ -15,6 +15,7 @@ Kinds (:data:`CACHE_KINDS`), each layer's cache built from :mod:`longctx_lab.kvc
 
 ``options`` go to the cache constructors (``residual``, ``group_size``, ``key_axis``... for the quantized
 kinds), so a kind's defaults can be changed; an option a constructor does not take is a ``TypeError``.
+Conventions: docs/conventions.md.
 """
 
 from __future__ import annotations

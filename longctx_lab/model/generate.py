@@ -9,6 +9,8 @@ with a seeded ``torch.Generator`` (same seed, same tokens). No token is treated 
 
 :func:`recompute_logits` is the reference without a cache: one causal forward over the whole sequence, whose
 logits at position ``p`` are those a model recomputing from scratch at step ``p`` would get.
+
+Shapes and conventions: docs/conventions.md; bad arguments raise ``TypeError``/``ValueError`` naming them.
 """
 
 from __future__ import annotations
