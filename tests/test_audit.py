@@ -11,9 +11,9 @@ import csv
 
 import nbformat
 import pytest
+from test_grading_rules import ASSIGNMENTS, ROOT, answered, cell_of
 
 from longctx_lab import audit, cli
-from test_grading_rules import ASSIGNMENTS, ROOT, answered, cell_of
 
 A = "ch01_quadratic_wall"
 

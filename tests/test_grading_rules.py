@@ -21,9 +21,10 @@ def cell_of(nb, grade_id: str):
     return cells[0]
 
 
-def answered(assignment: str, replacements: dict[str, str] | None = None):
-    """The committed release of ``assignment`` with the source's answers (and ``replacements``) filled in."""
-    release = nbformat.read(ROOT / "exercises" / assignment / f"{assignment}.ipynb", as_version=4)
+def answered(assignment: str, replacements: dict[str, str] | None = None, release_dir: Path = ROOT / "exercises"):
+    """The release of ``assignment`` (committed, or in ``release_dir``) with the source's answers (and
+    ``replacements``) filled in."""
+    release = nbformat.read(Path(release_dir) / assignment / f"{assignment}.ipynb", as_version=4)
     source = nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
     answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
                if c.metadata.get("nbgrader", {}).get("solution")}

@@ -127,6 +127,29 @@ def test_every_nbgrader_command_of_the_page_is_tested():
     subcommands = {line.split()[1] for line in tested if line.startswith("nbgrader ")}
     assert {"generate_assignment", "release_assignment", "fetch_assignment", "submit", "collect", "autograde",
             "generate_feedback", "release_feedback", "fetch_feedback"} <= subcommands
+    collect = [line for line in tested if line.startswith("nbgrader collect")]
+    assert collect and all("--update" in line for line in collect), "collect without --update misses resubmissions"
+    audit = [i for i, line in enumerate(tested) if line.startswith("longctx-lab audit")]
+    assert audit, "the submission audit must be a tested command"
+    assert tested.index(collect[0]) < audit[0] < [i for i, x in enumerate(tested) if " autograde " in x + " "][0]
+
+
+def test_page_states_what_an_instructor_must_know():
+    text = DOC.read_text()
+    for phrase in ("nbgrader is not a sandbox", "c.Exchange.root", "chmod ugo+rwx", "--update",
+                   "private copy", "exit status", "checksum", "owner", "triton", "60 s",
+                   "~/.jupyter/nbgrader_config.py"):
+        assert phrase in text, f"INSTRUCTORS.md does not mention {phrase!r}"
+    assert "300 s" not in text
+
+
+def test_course_outputs_are_git_ignored():
+    """Everything nbgrader and the audit write into the course directory stays out of git."""
+    paths = ["submitted/alice/x.ipynb", "autograded/alice/x.ipynb", "feedback/alice/x.html", "gradebook.db",
+             "grades.csv", f"audit-{ASSIGNMENT}.csv", ".nbgrader.log", "release/x/x.ipynb", "source/x/x.ipynb"]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT, capture_output=True, text=True)
+    ignored = set(proc.stdout.split())
+    assert ignored == set(paths), f"not git-ignored: {sorted(set(paths) - ignored)}"
 
 
 def _run(line: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
@@ -206,6 +229,10 @@ def test_instructors_workflow_runs_as_written(tmp_path):
     assert float(rows["bob"][header.index("score")]) == 0
     alice_feedback = (course / "feedback" / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
     assert f"{max_points}" in alice_feedback
+    bob_feedback = (course / "feedback" / "bob" / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    assert "not written yet" in bob_feedback and "BEGIN HIDDEN TESTS" not in bob_feedback
+    audit = (course / f"audit-{ASSIGNMENT}.csv").read_text().splitlines()
+    assert audit == ["student,notebook,task,cell,flag,detail"], f"honest students flagged: {audit}"
 
 
 def main(argv: list[str]) -> int:
