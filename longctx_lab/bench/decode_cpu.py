@@ -373,8 +373,8 @@ def claim_inputs(results: dict) -> dict:
     m = results.get("machine", {})
     return {"prefill_exponent": results["fits"]["prefill"]["exponent"],
             "decode_exponent": results["fits"]["cached_decode"]["exponent"],
-            "measured_on": f"{results['model']['n_params']:,}-parameter TinyLM, {m.get('threads', '?')} CPU threads, "
-                           f"{results['date'][:10]}"}
+            "measured_on": f"{results['model']['n_params']:,}-parameter TinyLM, {m.get('threads', '?')} torch "
+                           f"thread(s) on CPU, {results['date'][:10]}"}
 
 
 def summary_lines(results: dict) -> list[str]:
