@@ -94,7 +94,7 @@ def test_an_endless_loop_is_stopped_at_the_time_limit(mode):
     assert time.monotonic() - start < 3
 
 
-def test_a_loop_that_swallows_interrupts_is_killed():
+def test_a_loop_that_swallows_interrupts_is_killed(monkeypatch):
     """Only the forked child can be stopped when the loop ignores SIGINT and catches every exception."""
     def stubborn():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -105,8 +105,8 @@ def test_a_loop_that_swallows_interrupts_is_killed():
             except BaseException:  # noqa: BLE001, S110
                 pass
 
+    monkeypatch.setattr(grading, "ISOLATION", "fork")
     start = time.monotonic()
-    grading.ISOLATION = "fork"
     _fails(stubborn, match="did not finish within 0.5 s", time_limit=0.5)
     assert time.monotonic() - start < 3
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN, "the child's handler leaked into the caller"
@@ -176,12 +176,10 @@ def test_call_argument_errors_name_the_argument():
         grading.call(len, [], time_limit=0)
     with pytest.raises(TypeError, match="allow_package"):
         grading.call(len, [], allow_package="longctx_lab.cost")
-    grading.ISOLATION, saved = "sandbox", grading.ISOLATION
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(grading, "ISOLATION", "sandbox")
         with pytest.raises(ValueError, match="ISOLATION must be"):
             grading.call(len, [])
-    finally:
-        grading.ISOLATION = saved
 
 
 # ---- checks -----------------------------------------------------------------------------------------------
