@@ -208,3 +208,21 @@ def test_quantization_sweep_bytes_and_order():
     assert by["int4 per-channel"]["key_error"] < by["int4 per-token"]["key_error"]  # outlier channels
     with pytest.raises(ValueError, match="n_queries must be <= n_tokens"):
         quantization_sweep(n_tokens=4, n_queries=5)
+
+
+def test_draw_paged_cache_draws_every_block():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from longctx_lab.kv_plots import draw_paged_cache
+
+    cache = PagedKVCache(4, 6, batch=2, kv_heads=1, head_dim=2)
+    cache.append(torch.zeros(1, 1, 5, 2), torch.zeros(1, 1, 5, 2), seq_ids=[0])
+    ax_pool, ax_tables = draw_paged_cache(cache, per_row=3)
+    assert len(ax_pool.patches) == 6 * (4 + 1)  # one cell per slot plus the block's frame
+    assert [t.get_text() for t in ax_tables.texts] == ["seq 0 (5 tokens): blocks [0, 1]"]
+    plt.close("all")
+    with pytest.raises(TypeError, match="cache must be a PagedKVCache"):
+        draw_paged_cache(None)
