@@ -7,8 +7,9 @@ article's own code as written (its calculator through chapter 1's runner, its ``
 The "16-32x with GQA + quantization + paging" numbers are chapter 1's checks, reused.
 
 The two serving claims (time to first token "scales linearly", generation speed "~constant") are judged by a
-fitted growth exponent: measured ones when the caller passes them (:func:`serving_claims`), else those of the
-roofline model of chapter 1 for Llama 3.1 70B on an H100 (:func:`prefill_model`, :func:`decode_model`).
+fitted growth exponent: measured ones when the caller passes them (:func:`serving_claims`; the CPU benchmark's
+``longctx_lab.bench.decode_cpu.claim_inputs(results)`` gives them), else those of the roofline model of chapter 1
+for Llama 3.1 70B on an H100 (:func:`prefill_model`, :func:`decode_model`).
 """
 
 from __future__ import annotations

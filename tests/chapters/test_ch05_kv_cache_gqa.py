@@ -226,3 +226,21 @@ def test_draw_paged_cache_draws_every_block():
     plt.close("all")
     with pytest.raises(TypeError, match="cache must be a PagedKVCache"):
         draw_paged_cache(None)
+
+
+def test_recorded_cpu_measurements_decide_the_serving_verdicts():
+    from longctx_lab.bench import decode_cpu
+
+    try:
+        recorded = decode_cpu.load_decode_results()
+    except FileNotFoundError:
+        pytest.skip("no recorded decode-cpu benchmark in this checkout")
+    inputs = decode_cpu.claim_inputs(recorded)
+    got = {c.claim[:25]: c for c in ch05.serving_claims(**inputs)}
+    p, q = recorded["fits"]["prefill"]["exponent"], recorded["fits"]["cached_decode"]["exponent"]
+    expected_ttft = "wrong" if p > 1.1 else "misleading"  # the model's 70B exponent (1.22) is superlinear
+    expected_speed = "misleading" if q < 0.1 else "wrong"
+    assert got["Time-to-first-token scale"].verdict == expected_ttft
+    assert got["Generation speed is ~cons"].verdict == expected_speed
+    assert f"measured exponent {p:.2f}" in got["Time-to-first-token scale"].computed
+    assert inputs["measured_on"] in got["Generation speed is ~cons"].computed
