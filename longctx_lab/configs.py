@@ -291,8 +291,9 @@ def memory_hierarchy(gpu: GPUSpec = A100_80GB_SXM) -> list[MemoryLevel]:
     """The levels a byte passes through, fastest first, for ``gpu``.
 
     SRAM bandwidth is derived from the SM count and clock (:attr:`GPUSpec.smem_bandwidth`), which
-    for the A100 gives the ~19 TB/s the FlashAttention paper quotes. Register-file bandwidth is not
-    published as one number; registers feed the tensor cores directly and are faster still.
+    for the A100 gives the ~19 TB/s the FlashAttention paper quotes. Register-file and L2 bandwidths are not
+    published as one number (``bandwidth=None``): registers feed the tensor cores directly and are faster
+    still; the L2 cache, shared by all SMs, sits between SRAM and HBM.
     """
     if not isinstance(gpu, GPUSpec):
         raise TypeError(f"gpu must be a GPUSpec, got {type(gpu).__name__}")
@@ -300,6 +301,9 @@ def memory_hierarchy(gpu: GPUSpec = A100_80GB_SXM) -> list[MemoryLevel]:
         MemoryLevel("registers", 256 * 1024 * gpu.n_sms, None, "256 KB register file per SM (whitepaper)"),
         MemoryLevel("SRAM (shared memory / L1)", gpu.smem_per_sm_bytes * gpu.n_sms, gpu.smem_bandwidth,
                     "128 B/clock/SM x SMs x boost clock"),
+        MemoryLevel("L2 cache", gpu.l2_bytes, None,
+                    "capacity from the whitepaper; shared by all SMs, between SRAM and HBM in speed (no one published "
+                    "bandwidth)"),
         MemoryLevel("HBM", gpu.hbm_bytes, gpu.hbm_bandwidth, gpu.source),
     ]
     if gpu.nvlink_bandwidth:

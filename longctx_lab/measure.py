@@ -133,10 +133,12 @@ def measure_attention(
     repeats: int = 3,
     dtype: str = "float32",
     timeout: float = 300,
+    threads: int | None = None,
 ) -> list[Measurement]:
     """Time and peak extra memory of one attention call per sequence length, measured in a fresh process.
 
-    ``seq_lens`` must be strictly increasing (the high-water-mark method needs it).
+    ``seq_lens`` must be strictly increasing (the high-water-mark method needs it). ``threads`` pins
+    the child's torch thread count (``None``: torch's default there), so timings can say what ran them.
     """
     seq_lens = [check_int("seq_lens[i]", n, minimum=1) for n in seq_lens]
     if not seq_lens or any(b <= a for a, b in zip(seq_lens, seq_lens[1:], strict=False)):
@@ -146,11 +148,13 @@ def measure_attention(
     check_int("head_dim", head_dim, minimum=1)
     check_int("n_heads", n_heads, minimum=1)
     check_int("repeats", repeats, minimum=1)
+    if threads is not None:
+        check_int("threads", threads, minimum=1)
     if dtype not in ("float32", "float64", "bfloat16", "float16"):
         raise ValueError(f"dtype must be float32, float64, bfloat16 or float16, got {dtype!r}")
     cmd = [sys.executable, "-m", "longctx_lab.measure", "--impl", impl, "--head-dim", str(head_dim),
            "--heads", str(n_heads), "--repeats", str(repeats), "--dtype", dtype,
-           *(["--causal"] if causal else []), *map(str, seq_lens)]
+           *(["--causal"] if causal else []), *(["--threads", str(threads)] if threads else []), *map(str, seq_lens)]
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
@@ -194,7 +198,12 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--causal", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     rows = _measure_in_process(args.impl, args.seq_lens, args.head_dim, args.heads, args.causal,
                                args.repeats, args.dtype)
     print(json.dumps([asdict(r) for r in rows]))
@@ -202,3 +211,19 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def recorded_benchmark(name: str = "attention-cpu.json") -> dict | None:
+    """The course's recorded benchmark ``benchmarks/results/<name>`` (written by ``longctx-lab bench``),
+    reduced to its ``device``, ``date`` and ``command``; ``None`` where the file is absent (an installed
+    package has no ``benchmarks/`` folder)."""
+    if not isinstance(name, str) or not name.endswith(".json") or "/" in name:
+        raise ValueError(f"name must be a file name ending in .json, got {name!r}")
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / name
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    return {key: data[key] for key in ("device", "date", "command") if key in data}
+

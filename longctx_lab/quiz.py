@@ -124,6 +124,9 @@ def check_answer(question: Question, answer) -> Feedback:
     return Feedback(correct, notes)
 
 
+_LARGEST = 1.7976931348623157e308  # the largest float, an open end that JSON can still write
+
+
 def to_jupyterquiz(quiz: Quiz) -> list[dict]:
     """The quiz in jupyterquiz's JSON format (multiple_choice / many_choice / numeric)."""
     items = []
@@ -144,9 +147,15 @@ def to_jupyterquiz(quiz: Quiz) -> list[dict]:
             items.append({
                 "question": q.prompt + unit,
                 "type": "numeric",
+                # jupyterquiz takes the first range holding the answer, [low, high): the accepted range, then
+                # below it and above it, so a wrong number is told which way it is off, as check_answer does
                 "answers": [
                     {"type": "range", "range": [lo, hi], "correct": True,
                      "feedback": q.explanation or "Correct."},
+                    {"type": "range", "range": [-_LARGEST, lo], "correct": False,
+                     "feedback": "Too low: recompute it with the chapter's formula."},
+                    {"type": "range", "range": [hi, _LARGEST], "correct": False,
+                     "feedback": "Too high: recompute it with the chapter's formula."},
                     {"type": "default", "feedback": "Not quite: recompute it with the chapter's formula."},
                 ],
             })

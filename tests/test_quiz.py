@@ -1,6 +1,7 @@
 """Every chapter quiz: well-formed, keys valid, numeric keys equal to an independent computation."""
 
 import importlib
+import json
 import math
 import pkgutil
 
@@ -74,3 +75,23 @@ def test_text_fallback_outside_a_notebook(capsys):
     show_quiz(quiz)
     out = capsys.readouterr().out
     assert "A title" in out and "[1] b" in out
+
+
+def _jupyterquiz_feedback(item: dict, submission: float) -> tuple[bool, str]:
+    """What jupyterquiz's numeric.js does with a submission: the first range [low, high) holding it wins."""
+    for answer in item["answers"]:
+        if "range" in answer and answer["range"][0] <= submission < answer["range"][1]:
+            return answer["correct"], answer["feedback"]
+    return False, next(a["feedback"] for a in item["answers"] if a.get("type") == "default")
+
+
+@pytest.mark.parametrize("answer", [96.0, -3.5])
+def test_interactive_numeric_feedback_says_too_high_or_too_low(answer):
+    q = NumericQuestion("How many?", answer=answer, rel_tol=0.05, explanation="Yes.", computed_by="x")
+    (item,) = to_jupyterquiz(Quiz("chXX", "t", (q,)))
+    json.dumps(item, allow_nan=False)  # the open ends are plain finite numbers
+    assert _jupyterquiz_feedback(item, answer) == (True, "Yes.")
+    for wrong, word in ((abs(answer) * 10, "high"), (-abs(answer) * 10, "low")):
+        correct, feedback = _jupyterquiz_feedback(item, wrong)
+        assert not correct and feedback.lower().startswith(f"too {word}")
+        assert f"too {word}" in str(check_answer(q, wrong))  # the same word as the text form

@@ -28,7 +28,35 @@ import torch
 from longctx_lab._validate import check_int, check_tensor
 from longctx_lab.attention.online_softmax import empty_state, finalize, update_state
 
-__all__ = ["articles_flash_attention", "exact_attention", "fixed_flash_attention", "snippet_error"]
+__all__ = ["ARTICLE_SNIPPET", "articles_flash_attention", "exact_attention", "fixed_flash_attention", "snippet_error"]
+
+# The snippet as the article prints it (seed article 004; its indentation, lost in the article's text, restored).
+# :func:`articles_flash_attention` is this code with ``K_block.T`` written ``K_block.transpose(-2, -1)`` and
+# ``softmax`` as ``torch.softmax(..., dim=-1)``; a test runs the text below with those two substitutions.
+ARTICLE_SNIPPET = '''\
+# FlashAttention (conceptual)
+def flash_attention(Q, K, V, block_size=128):
+    """
+    Tile computation to fit in fast SRAM
+    Never materialize full attention matrix
+    """
+    seq_len = Q.shape[1]
+    output = torch.zeros_like(Q)
+    # Process in blocks that fit in SRAM
+    for i in range(0, seq_len, block_size):
+        for j in range(0, seq_len, block_size):
+            # Load blocks into SRAM
+            Q_block = Q[:, i:i+block_size]
+            K_block = K[:, j:j+block_size]
+            V_block = V[:, j:j+block_size]
+            # Compute attention for this block
+            S_block = Q_block @ K_block.T
+            P_block = softmax(S_block)
+            O_block = P_block @ V_block
+            # Accumulate result
+            output[:, i:i+block_size] += O_block
+    return output
+'''
 
 
 def _check_3d(q, k, v, block_size, *, self_attention: bool = True) -> int:

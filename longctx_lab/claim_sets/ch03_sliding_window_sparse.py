@@ -57,8 +57,9 @@ def rolling_tables() -> dict[str, list[dict]]:
 def mistral_effective_range_demo(window: int = 16, layers: int = 8, n: int = 160, seed: int = 0) -> dict:
     """A scaled-down Mistral: ``layers`` causal-window layers with random weights over ``n`` positions,
     read at the last output. Returns the exact span, the measured support of the gradient and the
-    range holding 90% of the influence after the last layer, and ``rows``: the same three per depth
-    (the chapter's table and this claim check are one computation)."""
+    range holding 90% of the influence after the last layer, ``rows``: the same three per depth, and
+    ``influence`` (``(layers, n)``, the gradient magnitudes they come from): the chapter's table, its
+    plot and this claim check are one computation."""
     window = check_int("window", window, minimum=1)
     layers = check_int("layers", layers, minimum=1)
     n = check_int("n", n, minimum=1)
@@ -69,7 +70,7 @@ def mistral_effective_range_demo(window: int = 16, layers: int = 8, n: int = 160
              "measured_support": int((influence[depth] > 0).sum()),
              "range_90": effective_range(influence[depth], query, mass=0.9)} for depth in range(layers)]
     return {"window": window, "n": n, **{k: rows[-1][k] for k in ("layers", "span", "measured_support", "range_90")},
-            "rows": rows}
+            "rows": rows, "influence": influence}
 
 
 def _tiled_window_max_error() -> float:

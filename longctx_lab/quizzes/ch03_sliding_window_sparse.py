@@ -83,13 +83,14 @@ QUIZ = Quiz(
             ),
         ),
         ChoiceQuestion(
-            prompt="Which statement about FlashAttention is right?",
+            prompt="Three documents are packed into one training sequence with a causal document mask. "
+            "Which keys does the query at position p see?",
             options=(
-                Option("It computes exact attention, tile by tile, without storing the n x n matrix", correct=True,
-                       explanation="Same result as the naive reference (to rounding); only the order of work changes."),
-                Option("It approximates attention with a sparse pattern", explanation="That is sparse attention."),
-                Option("It reduces attention FLOPs from O(n^2) to O(n)",
-                       explanation="FLOPs stay O(n^2) for full attention; memory drops to O(n)."),
+                Option("Keys j <= p that belong to the same document as p", correct=True,
+                       explanation="The document mask and the causal mask, intersected (and_masks)."),
+                Option("Every key j <= p", explanation="That is plain causal attention: it reads across documents."),
+                Option("Every key of its own document, before and after p",
+                       explanation="That is the bidirectional document mask, without causality."),
             ),
         ),
         ChoiceQuestion(

@@ -61,3 +61,15 @@ def test_bad_inputs():
         articles_flash_attention(q, k.float(), v)
     with pytest.raises(ValueError, match="seq_len must be an integer >= 1"):
         snippet_error(0)
+
+
+def test_printed_snippet_is_the_one_measured():
+    """The text the chapter prints, run with its two literal slips fixed, is articles_flash_attention."""
+    from longctx_lab.attention.naive_tiled_snippet import ARTICLE_SNIPPET
+
+    assert "S_block = Q_block @ K_block.T" in ARTICLE_SNIPPET and "P_block = softmax(S_block)" in ARTICLE_SNIPPET
+    source = ARTICLE_SNIPPET.replace("K_block.T", "K_block.transpose(-2, -1)")
+    namespace = {"torch": torch, "softmax": lambda s: torch.softmax(s, dim=-1)}
+    exec(source, namespace)  # noqa: S102 - the course's own constant
+    q, k, v = _qkv(2, 70, 8, seed=3)
+    torch.testing.assert_close(namespace["flash_attention"](q, k, v, 32), articles_flash_attention(q, k, v, 32))
