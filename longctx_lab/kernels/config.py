@@ -123,3 +123,54 @@ def kernel_config(kernel: str, cc: int | None, head_dim: int, elem_bytes: int) -
     if fp32:
         return KernelConfig(64, 32, 8, 1)
     return KernelConfig(64, 32, 8, 2) if big_d else KernelConfig(128, 64, 4, 2)
+
+
+# ------------------------------------------------------------------------------------------- decode
+
+#: Head dims the decode kernels (:mod:`longctx_lab.kernels.decode_kernels`) support: powers of two, 16 to 256.
+DECODE_HEAD_DIMS: tuple[int, ...] = (16, 32, 64, 128, 256)
+
+#: The decode kernels: the split pass (one program per split of a sequence's keys), then the LSE merge.
+DECODE_KERNELS: tuple[str, ...] = ("decode_split", "decode_merge")
+
+
+def decode_block_m(rows: int, cc: int | None, head_dim: int) -> int:
+    """Height of the decode query tile for ``rows = group * q_len`` stacked query rows (>= 16 for ``tl.dot``).
+
+    The next power of two, capped (16 under the interpreter, so row blocks appear on small inputs; 32 at head
+    dim 256 and 64 below it on a GPU, so the fp32 accumulator fits in registers); more rows take more row blocks.
+    """
+    rows = check_int("rows", rows, minimum=1)
+    cap = 16 if cc is None else (32 if head_dim > 128 else 64)
+    return min(max(16, 1 << (rows - 1).bit_length()), cap)
+
+
+def decode_kernel_config(kernel: str, cc: int | None, head_dim: int, elem_bytes: int, rows: int = 1) -> KernelConfig:
+    """Launch configuration of a decode kernel on compute capability ``cc`` (``None`` = interpreter).
+
+    ``kernel`` is one of :data:`DECODE_KERNELS`, ``head_dim`` one of :data:`DECODE_HEAD_DIMS`, ``elem_bytes``
+    2 or 4, ``rows`` the stacked query rows ``group * q_len`` (:func:`decode_block_m`). Decoding reads each K/V
+    tile once, so the split kernel is bound by memory bandwidth: the tiles only need to be large enough to
+    keep loads in flight (``num_stages`` of them) within shared memory: ``2 * block_n * head_dim * elem_bytes``
+    bytes per stage, under 64 KiB on sm_75 and 99 KiB on the sm_80 row. The merge kernel handles one query
+    row per program (``block_m``/``block_n`` unused, 1). Compile-checked (``tests/kernels_aot``), not tuned on
+    hardware.
+    """
+    if kernel not in DECODE_KERNELS:
+        raise ValueError(f"kernel must be one of {DECODE_KERNELS}, got {kernel!r}")
+    head_dim = check_int("head_dim", head_dim, minimum=1)
+    if head_dim not in DECODE_HEAD_DIMS:
+        raise ValueError(f"head_dim must be one of {DECODE_HEAD_DIMS}, got {head_dim}")
+    if elem_bytes not in (2, 4):
+        raise ValueError(f"elem_bytes must be 2 (fp16/bf16) or 4 (fp32), got {elem_bytes!r}")
+    if kernel == "decode_merge":
+        return KernelConfig(block_m=1, block_n=1, num_warps=1 if head_dim <= 128 else 2, num_stages=1)
+    block_m = decode_block_m(rows, cc, head_dim)
+    if cc is None:
+        return KernelConfig(block_m=block_m, block_n=INTERPRETER_BLOCK, num_warps=1, num_stages=1)
+    # keys per tile so that one K + V stage is 16 KiB on sm_75 and 32 KiB from sm_80 on (16 to 128 keys);
+    # two stages in flight, three on Hopper's 227 KiB
+    row = config_row(cc)
+    stage_bytes = (16 if row == 75 else 32) * 1024
+    block_n = max(16, min(128, stage_bytes // (2 * head_dim * elem_bytes)))
+    return KernelConfig(block_m=block_m, block_n=block_n, num_warps=4, num_stages=3 if row == 90 else 2)
