@@ -25,7 +25,8 @@ Shapes, GQA, bottom-right alignment and windows follow docs/conventions.md. What
   does (an empty static cache at prefill). A given mask (boolean, or additive float of zeros and
   ``-inf``/``finfo.min``) is compared with the mask the kernels apply (:func:`longctx_lab.attention.masks.build_mask`
   for ``causal``, ``window``): equal, it runs; different (padding, packed sequences, any custom mask), it is
-  refused with a ``ValueError`` that shows the first differing entry. Nothing else is computed.
+  refused with a ``ValueError`` that shows the first differing entry. Nothing else is computed. Trailing keys
+  that no query sees (the unfilled slots of a static cache) are cut first, so ``StaticCache`` works too.
 - Refused, with an error naming the option: ``softcap``, ``dropout > 0``, ``output_attentions=True``,
   ``position_bias``, attention sinks (``s_aux``/``sinks``), a paged ``cache``, a bidirectional sliding window,
   and any other keyword this adapter does not know that is not ``None``/``False``.
@@ -125,21 +126,29 @@ def _allowed(attention_mask: torch.Tensor, batch: int, heads: int, q_len: int, k
     return keep
 
 
-def _check_mask(attention_mask, batch, heads, q_len, kv_len, causal, window) -> None:
-    """Raise unless ``attention_mask`` is exactly the mask the kernels apply for ``causal``, ``window``."""
+def _check_mask(attention_mask, batch, heads, q_len, kv_len, causal, window) -> int:
+    """The number of keys to attend over, ``n <= kv_len``; raises unless ``attention_mask`` is exactly the mask the
+    kernels apply for ``causal``, ``window`` over the first ``n`` keys. Causal masks may end in keys no query sees
+    (the unfilled slots of HF's static caches): they are cut, which changes nothing."""
     allowed = _allowed(attention_mask, batch, heads, q_len, kv_len)
-    expected = build_mask(q_len, kv_len, causal=causal, window=window, device=allowed.device)
+    n = kv_len
+    if causal:
+        seen = allowed.flatten(0, 2).any(dim=0).nonzero()
+        if len(seen) and q_len <= int(seen[-1]) + 1:
+            n = int(seen[-1]) + 1
+    expected = build_mask(q_len, n, causal=causal, window=window, device=allowed.device)
     if expected is None:
-        expected = torch.ones(q_len, kv_len, dtype=torch.bool, device=allowed.device)
-    differs = allowed != expected
+        expected = torch.ones(q_len, n, dtype=torch.bool, device=allowed.device)
+    differs = allowed[..., :n] != expected
     if bool(differs.any()):
         b, h, i, j = (int(x) for x in differs.nonzero()[0])
         raise ValueError(
             f"attention_mask is not the mask the course's kernels apply (causal={causal}, window={window}, "
-            f"bottom-right aligned, q_len={q_len}, kv_len={kv_len}): at batch {b}, head {h}, query {i}, key {j} "
+            f"bottom-right aligned, q_len={q_len}, kv_len={n}): at batch {b}, head {h}, query {i}, key {j} "
             f"it gives {bool(allowed[b, h, i, j])}, the kernels {bool(expected[i, j])}. Padding masks, packed "
             f"sequences and custom masks are not implemented; pass a batch without padding, or {_FALLBACK}"
         )
+    return n
 
 
 def attention_forward(
@@ -190,7 +199,8 @@ def attention_forward(
             raise ValueError(f"attention_mask=None with q_len ({q_len}) > kv_len ({kv_len}) has no HF meaning the "
                              f"kernels implement (sdpa would align the causal mask top-left); {_FALLBACK}")
     else:
-        _check_mask(attention_mask, batch, heads, q_len, kv_len, causal, window)
+        kv_len = _check_mask(attention_mask, batch, heads, q_len, kv_len, causal, window)
+        key, value = key[:, :, :kv_len], value[:, :, :kv_len]
     chosen = select_backend(query, backend)
     if kernel_for(head_dim, chosen) == "flash_attention":
         out = flash_attention(query, key, value, causal=causal, window=window, scale=scale, backend=backend)

@@ -109,6 +109,23 @@ def test_cached_greedy_generation_equals_sdpa(name, dtype):
     torch.testing.assert_close(logits, logits_ref, rtol=0, atol=ATOL[dtype])
 
 
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_static_cache_generation_equals_sdpa(name):
+    """HF's StaticCache: a mask-free prefill over the whole empty cache (keys cut to q_len, as sdpa does), then
+    decode masks whose last keys are unfilled slots (cut: no query sees them)."""
+    ref, ours = twins(CONFIGS[name]())
+    prompt = tokens(1, 7)
+    runs = []
+    for model in (ref, ours):
+        with torch.no_grad():
+            out = model.generate(prompt, attention_mask=torch.ones_like(prompt), cache_implementation="static",
+                                 max_new_tokens=6, min_new_tokens=6, do_sample=False, output_logits=True,
+                                 return_dict_in_generate=True, pad_token_id=0)
+        runs.append((out.sequences, torch.stack(out.logits)))
+    assert torch.equal(runs[1][0], runs[0][0])
+    torch.testing.assert_close(runs[1][1], runs[0][1], rtol=0, atol=ATOL[torch.float32])
+
+
 def test_chunked_prefill_over_a_cache_equals_sdpa():
     """q_len > 1 over a non-empty cache (q_len != kv_len, a mask from HF): the sliding model, second chunk."""
     ref, ours = twins(mistral(sliding_window=6), torch.float64)
@@ -207,6 +224,16 @@ def test_padding_mask_is_refused():
     mask[0, :3] = 0  # left padding
     with pytest.raises(ValueError, match=r"attention_mask is not the mask the course's kernels apply .* batch 0, "
                                          r"head 0, query 0, key 0 .* Padding masks"):
+        ours(ids, attention_mask=mask)
+
+
+def test_right_padding_is_refused_too():
+    """Trailing masked keys are cut only when no query of the batch sees them: one padded row is refused."""
+    _, ours = twins(llama())
+    ids = tokens(2, 8)
+    mask = torch.ones_like(ids)
+    mask[1, -2:] = 0
+    with pytest.raises(ValueError, match=r"attention_mask is not the mask .* batch 1, head 0, query 6, key 6"):
         ours(ids, attention_mask=mask)
 
 
