@@ -152,9 +152,10 @@ def decode_kernel_config(kernel: str, cc: int | None, head_dim: int, elem_bytes:
     2 or 4, ``rows`` the stacked query rows ``group * q_len`` (:func:`decode_block_m`). Decoding reads each K/V
     tile once, so the split kernel is bound by memory bandwidth: the tiles only need to be large enough to
     keep loads in flight (``num_stages`` of them) within shared memory: ``2 * block_n * head_dim * elem_bytes``
-    bytes per stage, under 64 KiB on sm_75 and 99 KiB on the sm_80 row. The merge kernel handles one query
-    row per program (``block_m``/``block_n`` unused, 1). Compile-checked (``tests/kernels_aot``), not tuned on
-    hardware.
+    bytes per stage, at most 32 KiB in all on sm_75 (64 KiB per block), 64 KiB on the sm_80 row (99 KiB on
+    sm_86/89) and 96 KiB on sm_90, leaving room for the compiler's layout conversions. The merge kernel handles
+    one query row per program (``block_m``/``block_n`` unused, 1). Compile-checked (``tests/kernels_aot``), not
+    tuned on hardware.
     """
     if kernel not in DECODE_KERNELS:
         raise ValueError(f"kernel must be one of {DECODE_KERNELS}, got {kernel!r}")
@@ -169,8 +170,10 @@ def decode_kernel_config(kernel: str, cc: int | None, head_dim: int, elem_bytes:
     if cc is None:
         return KernelConfig(block_m=block_m, block_n=INTERPRETER_BLOCK, num_warps=1, num_stages=1)
     # keys per tile so that one K + V stage is 16 KiB on sm_75 and 32 KiB from sm_80 on (16 to 128 keys);
-    # two stages in flight, three on Hopper's 227 KiB
+    # two stages in flight, three on Hopper's 227 KiB, fewer where the smallest tile would pass the budget
     row = config_row(cc)
     stage_bytes = (16 if row == 75 else 32) * 1024
+    budget = {75: 32, 80: 64, 90: 96}[row] * 1024
     block_n = max(16, min(128, stage_bytes // (2 * head_dim * elem_bytes)))
-    return KernelConfig(block_m=block_m, block_n=block_n, num_warps=4, num_stages=3 if row == 90 else 2)
+    num_stages = max(1, min(3 if row == 90 else 2, budget // (2 * block_n * head_dim * elem_bytes)))
+    return KernelConfig(block_m=block_m, block_n=block_n, num_warps=4, num_stages=num_stages)
