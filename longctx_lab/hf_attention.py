@@ -151,6 +151,20 @@ def _check_mask(attention_mask, batch, heads, q_len, kv_len, causal, window) -> 
     return n
 
 
+def _check_mask_function(module) -> None:
+    """Raise if the model's ``attn_implementation`` has no HF mask function: HF would then drop padding masks
+    and hand over ``None`` (registering :func:`attention_forward` by hand, without :func:`register`)."""
+    impl = getattr(getattr(module, "config", None), "_attn_implementation", None)
+    if impl is None:
+        return
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS  # loaded already: HF is calling us
+
+    if impl not in ALL_MASK_ATTENTION_FUNCTIONS._global_mapping:
+        raise ValueError(f"attn_implementation {impl!r} has no mask function in transformers' AttentionMaskInterface, "
+                         f"so padding masks would never reach the kernels; register it with "
+                         f"longctx_lab.hf_attention.register({impl!r})")
+
+
 def attention_forward(
     module: torch.nn.Module,
     query: torch.Tensor,
@@ -174,6 +188,7 @@ def attention_forward(
     dispatcher (:func:`register` fixes it). Everything it does not implement raises ``ValueError``/``TypeError``.
     """
     _refuse_unsupported(dropout, softcap, kwargs)
+    _check_mask_function(module)
     for name, t in (("query", query), ("key", key), ("value", value)):
         check_tensor(name, t, ndim=4)
     if backend not in BACKENDS:

@@ -358,6 +358,19 @@ def test_register_is_idempotent_and_checks_its_arguments():
         register(backend="gpu")
 
 
+def test_registered_without_a_mask_function_is_refused():
+    """AttentionInterface alone: HF would hand over None for a padded batch; the adapter refuses to run."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register("lone_kernels", attention_forward)
+    try:
+        model = AutoModelForCausalLM.from_config(llama(), attn_implementation="lone_kernels").eval()
+        with pytest.raises(ValueError, match=r"'lone_kernels' has no mask function .*register\('lone_kernels'\)"):
+            model(tokens(1, 8))
+    finally:
+        del AttentionInterface._global_mapping["lone_kernels"]
+
+
 def test_importing_longctx_lab_does_not_import_transformers():
     code = ("import sys, longctx_lab, longctx_lab.hf_attention\n"
             "sys.exit(1 if 'transformers' in sys.modules else 0)\n")
