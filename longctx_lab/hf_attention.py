@@ -27,12 +27,14 @@ Shapes, GQA, bottom-right alignment and windows follow docs/conventions.md. What
   for ``causal``, ``window``): equal, it runs; different (padding, packed sequences, any custom mask), it is
   refused with a ``ValueError`` that shows the first differing entry. Nothing else is computed. Trailing keys
   that no query sees (the unfilled slots of a static cache) are cut first, so ``StaticCache`` works too.
+  A model whose ``attn_implementation`` has no HF mask function (the attention function registered by hand)
+  is refused: HF would drop its padding masks before the call.
 - Refused, with an error naming the option: ``softcap``, ``dropout > 0``, ``output_attentions=True``,
   ``position_bias``, attention sinks (``s_aux``/``sinks``), a paged ``cache``, a bidirectional sliding window,
   and any other keyword this adapter does not know that is not ``None``/``False``.
 - Head dims: 16, 32, 64, 128 go to :func:`~longctx_lab.kernels.dispatch.flash_attention` (Triton on CUDA,
   the tiled PyTorch path elsewhere). Others (80, 96, 256, ...) run only where the dispatcher would pick its
-  PyTorch path (CPU, float64): the adapter calls that path,
+  PyTorch path (CPU without ``TRITON_INTERPRET``, float64 anywhere): the adapter calls that path,
   :func:`longctx_lab.attention.tiled.tiled_attention`, directly, since the dispatcher checks head dims for the
   Triton kernels on every path. On the Triton path they are refused (:func:`kernel_for`).
 """
