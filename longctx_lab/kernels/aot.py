@@ -1,4 +1,4 @@
-"""Ahead-of-time compile of the FlashAttention kernels for GPU targets, on a machine without a GPU.
+"""Ahead-of-time compile of the Triton kernels (FlashAttention, decode) for GPU targets, without a GPU.
 
 ``triton.compile(ASTSource(fn, signature, constexprs, attrs), target=GPUTarget("cuda", cc, 32))``
 runs the whole Triton pipeline (TTIR, TTGIR, LLVM IR, PTX, and ``ptxas`` to a cubin) for a chosen
@@ -12,6 +12,10 @@ tiles, ``IS_CAUSAL``, ``HAS_WINDOW``, ``DOT_PRECISION`` (fp32 inputs) and the el
 specialises an integer argument equal to 1 into a constant, so ``GROUP == 1`` (multi-head) and
 ``GROUP > 1`` (grouped-query) are different programs too: ``gqa=False`` compiles ``GROUP`` as the
 constant 1, ``gqa=True`` as a runtime ``i32``.
+
+Decode kernels (:mod:`longctx_lab.kernels.decode_kernels`): a handful of variants per architecture
+(:func:`decode_variant_matrix`), with the tiles of :func:`~longctx_lab.kernels.config.decode_kernel_config`;
+``paged`` is the block-table variant of the split kernel.
 
 Command line (used by ``tests/kernels_aot``, in a process without ``TRITON_INTERPRET``)::
 
@@ -34,11 +38,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from longctx_lab.kernels.config import (
+    DECODE_KERNELS,
     KERNELS,
     ROW_SHARED_MEMORY_LIMIT,
     SHARED_MEMORY_LIMIT,
     KernelConfig,
     config_row,
+    decode_kernel_config,
     kernel_config,
 )
 
@@ -47,13 +53,19 @@ TARGET_CCS: tuple[int, ...] = (75, 80, 90)
 
 _ELEM_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
 _DATA_POINTERS = {"Q", "K", "V", "Out", "DO", "DQ", "DK", "DV"}
-_FP32_POINTERS = {"Lse", "Delta"}
-_INT_ARGS = {"H", "GROUP", "M", "N", "WINDOW"}
+_FP32_POINTERS = {"Lse", "Delta", "OPart", "LsePart"}
+_I32_POINTERS = {"Lengths", "BlockTable"}
+_INT_ARGS = {"H", "GROUP", "M", "N", "WINDOW", "Q_LEN", "PAGE", "NUM_SPLITS"}
+#: Strides that need not be multiples of 16 (a block table's row is max_blocks entries long).
+_PLAIN_STRIDES = {"stride_tb"}
+#: The stacked query rows (group * q_len) a decode variant is compiled for: one decode query of MHA, or of
+#: a group of 8 query heads (Llama-3's), both inside one 16-row tile.
+_DECODE_ROWS = {False: 1, True: 8}
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One compile: a kernel, an element type, a head dim and the mask/GQA flags."""
+    """One compile: a kernel, an element type, a head dim and the mask/GQA flags (``paged``: decode only)."""
 
     kernel: str
     dtype: str
@@ -61,11 +73,15 @@ class Variant:
     causal: bool = False
     window: bool = False
     gqa: bool = False
+    paged: bool = False
 
     @property
     def key(self) -> str:
-        if self.kernel == "bwd_preprocess":
+        if self.kernel in ("bwd_preprocess", "decode_merge"):
             return f"{self.kernel}/{self.dtype}/d{self.head_dim}"
+        if self.kernel == "decode_split":  # always causal
+            return (f"{self.kernel}/{self.dtype}/d{self.head_dim}/{'window' if self.window else 'causal'}/"
+                    f"{'gqa' if self.gqa else 'mha'}/{'paged' if self.paged else 'contiguous'}")
         mask = ("causal" if self.causal else "full") + ("+window" if self.window else "")
         return f"{self.kernel}/{self.dtype}/d{self.head_dim}/{mask}/{'gqa' if self.gqa else 'mha'}"
 
@@ -78,8 +94,10 @@ def variant_matrix(cc: int, kernel: str) -> list[Variant]:
     dims 16, 32 and 64 (smaller tiles of the same code); fp32 (twice the bytes per tile) at 128.
     The flags change the generated code (loop bounds, masks) but not the tiles.
     """
+    if kernel in DECODE_KERNELS:
+        return decode_variant_matrix(cc, kernel)
     if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+        raise ValueError(f"kernel must be one of {KERNELS + DECODE_KERNELS}, got {kernel!r}")
     dtypes16 = ["fp16"] + (["bf16"] if cc >= 80 else [])
     if kernel == "bwd_preprocess":
         return [Variant(kernel, dt, 128) for dt in [*dtypes16, "fp32"]]
@@ -90,14 +108,41 @@ def variant_matrix(cc: int, kernel: str) -> list[Variant]:
     return out
 
 
+def decode_variant_matrix(cc: int, kernel: str) -> list[Variant]:
+    """The few decode variants compiled per architecture (the aot stage's time budget allows a handful).
+
+    Split kernel: fp16 at head dim 128 with a window and GQA on every architecture; head dim 256 (the
+    largest K/V tiles) on every architecture; bf16 on sm_80/sm_90 (paged on sm_90); the paged variant
+    and head dim 16 on sm_80. Merge kernel: fp16 at head dim 128 (it has no tiles: one row per program).
+    """
+    if kernel not in DECODE_KERNELS:
+        raise ValueError(f"kernel must be one of {DECODE_KERNELS}, got {kernel!r}")
+    if kernel == "decode_merge":
+        return [Variant(kernel, "fp16", 128)]
+    out = [Variant(kernel, "fp16", 128, causal=True, window=True, gqa=True),
+           Variant(kernel, "fp16", 256, causal=True, gqa=True)]
+    if cc == 80:
+        out += [Variant(kernel, "bf16", 128, causal=True, gqa=True),
+                Variant(kernel, "fp16", 128, causal=True, gqa=True, paged=True),
+                Variant(kernel, "fp16", 16, causal=True)]
+    if cc == 90:
+        out.append(Variant(kernel, "bf16", 128, causal=True, gqa=True, paged=True))
+    return out
+
+
 def _signature_and_constants(fn, variant: Variant, cc: int, cfg: KernelConfig | None):
-    cfg = cfg or kernel_config(variant.kernel, cc, variant.head_dim, _ELEM_BYTES[variant.dtype])
+    if variant.kernel in DECODE_KERNELS:
+        cfg = cfg or decode_kernel_config(variant.kernel, cc, variant.head_dim, _ELEM_BYTES[variant.dtype],
+                                          rows=_DECODE_ROWS[variant.gqa])
+    else:
+        cfg = cfg or kernel_config(variant.kernel, cc, variant.head_dim, _ELEM_BYTES[variant.dtype])
     constexpr_values = {
         "HEAD_DIM": variant.head_dim,
         "BLOCK_M": cfg.block_m,
         "BLOCK_N": cfg.block_n,
         "IS_CAUSAL": variant.causal,
         "HAS_WINDOW": variant.window,
+        "PAGED": variant.paged,
         "DOT_PRECISION": "ieee" if variant.dtype == "fp32" else "tf32",
     }
     signature: dict[str, str] = {}
@@ -117,6 +162,11 @@ def _signature_and_constants(fn, variant: Variant, cc: int, cfg: KernelConfig | 
         elif name in _FP32_POINTERS:
             signature[name] = "*fp32"
             attrs[(index,)] = [["tt.divisibility", 16]]
+        elif name in _I32_POINTERS:
+            signature[name] = "*i32"
+            attrs[(index,)] = [["tt.divisibility", 16]]
+        elif name in _PLAIN_STRIDES:
+            signature[name] = "i32"
         elif name.startswith("stride_"):
             signature[name] = "i32"  # head_dim >= 16, so every stride is a multiple of 16
             attrs[(index,)] = [["tt.divisibility", 16]]
@@ -139,18 +189,21 @@ def compile_variant(variant: Variant, cc: int, config: KernelConfig | None = Non
     import triton
     from triton.backends.compiler import GPUTarget
 
+    from longctx_lab.kernels.decode_kernels import DECODE_KERNEL_FUNCTIONS
     from longctx_lab.kernels.flash_kernels import KERNEL_FUNCTIONS, is_interpreted
 
     if is_interpreted():
         raise RuntimeError("TRITON_INTERPRET=1 was set when the kernels were defined: AOT compiles need real kernels")
     if variant.dtype == "bf16" and cc < 80:
         raise ValueError(f"bf16 needs sm_80 or newer, got cc {cc}")
-    fn = KERNEL_FUNCTIONS[variant.kernel]
+    fn = {**KERNEL_FUNCTIONS, **DECODE_KERNEL_FUNCTIONS}[variant.kernel]
     signature, constexprs, attrs, cfg = _signature_and_constants(fn, variant, cc, config)
     record = {"cc": cc, "key": variant.key, **asdict(variant), **cfg.as_dict(), "shared": None,
               "limit": SHARED_MEMORY_LIMIT[cc], "row_limit": ROW_SHARED_MEMORY_LIMIT[config_row(cc)],
               "error": None}
-    if variant.kernel == "bwd_preprocess":
+    if variant.kernel not in DECODE_KERNELS:
+        del record["paged"]  # a decode-only flag: the FlashAttention entries keep their fields
+    if variant.kernel in ("bwd_preprocess", "decode_merge"):
         record["block_n"] = None
     start = time.perf_counter()
     try:
@@ -196,7 +249,8 @@ def write_report(records: list[dict], path: str | os.PathLike) -> dict:
         for r in records:
             entries[f"sm_{r['cc']}/{r['key']}"] = {k: v for k, v in r.items() if k not in ("key", "seconds")}
         report = {
-            "what": "shared memory per thread block of each FlashAttention kernel variant, compiled ahead of time "
+            "what": "shared memory per thread block of each Triton kernel variant (FlashAttention, decode), "
+                    "compiled ahead of time "
                     "with triton.compile(ASTSource(...), target=GPUTarget('cuda', cc, 32)); no GPU involved",
             "command": "python -m longctx_lab.kernels.aot --cc CC --kernel KERNEL --json <this file>",
             "triton": triton.__version__,
@@ -226,13 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cc", type=int, action="append", choices=TARGET_CCS,
                         help="compute capability (repeatable; default: all of %(default)s)")
-    parser.add_argument("--kernel", action="append", choices=KERNELS, help="kernel (repeatable; default: all)")
+    parser.add_argument("--kernel", action="append", choices=KERNELS + DECODE_KERNELS,
+                        help="kernel (repeatable; default: all)")
     parser.add_argument("--json", help="merge the results into this JSON report")
     parser.add_argument("--table", action="store_true", help="print a table to stderr as well")
     args = parser.parse_args(argv)
     records = []
     for cc in args.cc or TARGET_CCS:
-        records += compile_matrix(cc, tuple(args.kernel or KERNELS))
+        records += compile_matrix(cc, tuple(args.kernel or KERNELS + DECODE_KERNELS))
     for r in records:
         print(json.dumps(r), flush=True)
     if args.table:
