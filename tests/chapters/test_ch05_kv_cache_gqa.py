@@ -244,3 +244,33 @@ def test_recorded_cpu_measurements_decide_the_serving_verdicts():
     assert got["Generation speed is ~cons"].verdict == expected_speed
     assert f"measured exponent {p:.2f}" in got["Time-to-first-token scale"].computed
     assert inputs["measured_on"] in got["Generation speed is ~cons"].computed
+
+
+def test_decode_kernel_source_is_read_from_the_kernel_file():
+    from longctx_lab.decode_walkthrough import DECODE_KERNEL_FILE, decode_kernel_names, decode_kernel_source
+
+    names = decode_kernel_names()
+    assert names[:2] == ["decode_split_kernel", "decode_merge_kernel"]
+    src = decode_kernel_source("decode_merge_kernel")
+    assert src.startswith("@triton.jit\ndef decode_merge_kernel(") and src in DECODE_KERNEL_FILE.read_text()
+    with pytest.raises(ValueError, match="name must be one of"):
+        decode_kernel_source("nope")
+    with pytest.raises(TypeError, match="name must be a string"):
+        decode_kernel_source(3)
+
+
+@pytest.mark.slow
+def test_interpreted_decode_kernel_matches_the_cache():
+    from longctx_lab.decode_walkthrough import run_decode_interpreted
+
+    g = torch.Generator().manual_seed(0)
+    cache = PagedKVCache(16, 6, batch=2, kv_heads=2, head_dim=16)
+    for s, n in enumerate((21, 4)):
+        cache.append(torch.randn(1, 2, n, 16, generator=g), torch.randn(1, 2, n, 16, generator=g), seq_ids=[s])
+    q = torch.randn(2, 4, 1, 16, generator=g)
+    out, lse, backend = run_decode_interpreted(q, cache.k_pool, cache.v_pool, cache.lengths,
+                                               block_table=cache.block_table, num_splits=2)
+    assert backend == "triton-interpreter" and lse.shape == (2, 4, 1)
+    torch.testing.assert_close(out, cache.attend(q), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="q must be a CPU tensor"):
+        run_decode_interpreted(q.to("meta"), cache.k_pool, cache.v_pool, cache.lengths)
