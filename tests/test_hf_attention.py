@@ -59,7 +59,13 @@ def qwen2(**changes):
     return Qwen2Config(**{**SMALL, "num_key_value_heads": 1, "head_dim": 16, **changes})
 
 
-CONFIGS = {"llama": llama, "mistral-window-5": mistral, "qwen2-gqa-4": qwen2}
+def qwen2_hybrid(**changes):
+    """Qwen2 with a full layer then a sliding one (``layer_types``): two masks per forward pass."""
+    return qwen2(**{"use_sliding_window": True, "sliding_window": 4, "max_window_layers": 1, "num_key_value_heads": 2,
+                    **changes})
+
+
+CONFIGS = {"llama": llama, "mistral-window-5": mistral, "qwen2-gqa-4": qwen2, "qwen2-full-then-window-4": qwen2_hybrid}
 
 
 def twins(config, dtype=torch.float32, seed=0):
