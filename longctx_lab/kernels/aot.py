@@ -112,8 +112,9 @@ def decode_variant_matrix(cc: int, kernel: str) -> list[Variant]:
     """The few decode variants compiled per architecture (the aot stage's time budget allows a handful).
 
     Split kernel: fp16 at head dim 128 with a window and GQA on every architecture; head dim 256 (the
-    largest K/V tiles) on every architecture; bf16 on sm_80/sm_90 (paged on sm_90); the paged variant
-    and head dim 16 on sm_80. Merge kernel: fp16 at head dim 128 (it has no tiles: one row per program).
+    largest K/V tiles) on every architecture; bf16 on sm_80/sm_90 (paged on sm_90); the paged variant,
+    head dim 16 and fp32 (full-precision products) on sm_80. Merge kernel: fp16 at head dim 128 (it has no
+    tiles: one row per program).
     """
     if kernel not in DECODE_KERNELS:
         raise ValueError(f"kernel must be one of {DECODE_KERNELS}, got {kernel!r}")
@@ -124,7 +125,8 @@ def decode_variant_matrix(cc: int, kernel: str) -> list[Variant]:
     if cc == 80:
         out += [Variant(kernel, "bf16", 128, causal=True, gqa=True),
                 Variant(kernel, "fp16", 128, causal=True, gqa=True, paged=True),
-                Variant(kernel, "fp16", 16, causal=True)]
+                Variant(kernel, "fp16", 16, causal=True),
+                Variant(kernel, "fp32", 128, causal=True, gqa=True)]
     if cc == 90:
         out.append(Variant(kernel, "bf16", 128, causal=True, gqa=True, paged=True))
     return out
