@@ -83,26 +83,26 @@ def graded(request, tmp_path_factory):
     return name, root, notebooks, scores, wrong
 
 
-def test_solution_scores_full_marks(graded):
+def _solution_scores_full_marks(graded):
     name, _, _, scores, _ = graded
     score, max_score = scores["solution"]
     assert max_score > 0
     assert score == max_score, f"{name}: solution scored {score}/{max_score}"
 
 
-def test_untouched_exercise_scores_zero(graded):
+def _untouched_exercise_scores_zero(graded):
     name, _, _, scores, _ = graded
     assert scores["untouched"][0] == 0, f"{name}: untouched exercise scored {scores['untouched']}"
 
 
-def test_wrong_answer_scores_partial_marks(graded):
+def _wrong_answer_scores_partial_marks(graded):
     name, _, _, scores, wrong = graded
     score, max_score = scores["wrong"]
     assert wrong, "the wrong-answer file must replace at least one solution cell"
     assert 0 < score < max_score, f"{name}: prepared wrong answer scored {score}/{max_score}"
 
 
-def test_untouched_exercise_failures_are_readable(graded):
+def _untouched_exercise_failures_are_readable(graded):
     """A learner who has not answered yet sees an AssertionError with a hint, not a raw traceback."""
     name, root, notebooks, _, _ = graded
     for nb_name in notebooks:
@@ -116,3 +116,12 @@ def test_untouched_exercise_failures_are_readable(graded):
                 f"{name}/{cell.metadata['nbgrader']['grade_id']}: fails with {errors[0]['ename']} "
                 "instead of a readable AssertionError (use longctx_lab.grading.call)"
             )
+
+
+def test_round_trip(graded):
+    """One test per assignment, not four: pytest-xdist would run the module-scoped fixture (generate and
+    autograde) again in every worker that receives one of them."""
+    _solution_scores_full_marks(graded)
+    _untouched_exercise_scores_zero(graded)
+    _wrong_answer_scores_partial_marks(graded)
+    _untouched_exercise_failures_are_readable(graded)

@@ -132,32 +132,39 @@ def course(tmp_path_factory):
     return root, scores, flags, elapsed, proc
 
 
-def test_no_submission_hangs_the_grader(course):
-    _, _, _, elapsed, proc = course
+def test_adversarial_submissions(course):
+    """One test, not one per case: pytest-xdist would run the module's fixture (the whole autograde) once per
+    worker that receives a case."""
+    root, scores, flags, elapsed, proc = course
     assert elapsed < 240, f"autograde took {elapsed:.0f} s"
     assert proc.returncode == 0, f"autograde failed for some submission:\n{proc.stderr[-3000:]}"
+    problems = [problem for student in sorted(CASES) for problem in _case_problems(root, scores, flags, student)]
+    assert not problems, "\n".join(problems)
+    _check_feedback(root)
 
 
-@pytest.mark.parametrize("student", sorted(CASES))
-def test_each_case_scores_zero_or_is_flagged(course, student):
-    root, scores, flags, _, _ = course
+def _case_problems(root, scores, flags, student) -> list[str]:
     _, _, must_score, must_flag, message = CASES[student]
-    assert must_flag <= flags.get(student, set()), f"{student}: audit flags {flags.get(student)}"
-    if student == "clean":
-        assert student not in flags
+    problems = []
+    if not must_flag <= flags.get(student, set()):
+        problems.append(f"{student}: audit flags {sorted(flags.get(student, ()))}, expected {sorted(must_flag)}")
+    if student == "clean" and student in flags:
+        problems.append(f"clean: flagged {sorted(flags[student])}")
     for task, points in must_score.items():
-        assert student in scores, f"{student} was not graded"
-        got = scores[student].get(task)
-        assert got == points, f"{student}: {task} scored {got}, not {points}"
+        got = scores.get(student, {}).get(task)
+        if got != points:
+            problems.append(f"{student}: {task} scored {got}, not {points}")
     text = (root / "autograded" / student / A / f"{A}.ipynb").read_text()
     for words in (message,) if isinstance(message, str) else message or ():
-        assert words in text, f"{student}: the autograded notebook does not say {words!r}"
+        if words not in text:
+            problems.append(f"{student}: the autograded notebook does not say {words!r}")
+    return problems
 
 
-def test_feedback_shows_the_hint_but_no_hidden_test(course):
-    root = course[0]
+def _check_feedback(root):
+    """Feedback shows the failed task's hint and its visible checks, and no hidden-test source."""
     page = (root / "feedback" / "delegates" / A / f"{A}.html").read_text()
     assert "own implementation" in page and "count both K and V" in page
-    for secret in ("BEGIN HIDDEN TESTS", "LLAMA3_70B", "max_seq_len_within", "attention_flops("):
+    for secret in ("BEGIN HIDDEN TESTS", "LLAMA3_70B", "_exact(budget", "attention_flops("):
         assert secret not in page, f"feedback shows hidden-test source: {secret}"
     assert "hidden tests" in page
