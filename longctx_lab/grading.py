@@ -332,7 +332,7 @@ def _plain(value, depth: int = 0):
 
 # ---- the checks -------------------------------------------------------------------------------------------
 
-def check_number(value, expected, *, name: str, rel_tol: float = 1e-6, hint: str = "", units: bool = False,
+def check_close(value, expected, *, name: str, rel_tol: float = 1e-6, hint: str = "", units: bool = False,
                  integer: bool = False) -> None:
     """``value`` must be a finite real number within ``rel_tol`` of ``expected``.
 

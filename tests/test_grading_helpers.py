@@ -121,17 +121,17 @@ def test_os_exit_and_crashes_end_only_the_child(monkeypatch):
 
 def test_patches_made_by_the_call_stay_in_the_child(monkeypatch):
     monkeypatch.setattr(grading, "ISOLATION", "fork")
-    original_isclose, original_check = math.isclose, grading.check_number
+    original_isclose, original_check = math.isclose, grading.check_close
 
     def cheat():
         math.isclose = lambda *a, **k: True
-        grading.check_number = lambda *a, **k: None
+        grading.check_close = lambda *a, **k: None
         return 0
 
     assert grading.call(cheat) == 0
-    assert math.isclose is original_isclose and grading.check_number is original_check
+    assert math.isclose is original_isclose and grading.check_close is original_check
     with pytest.raises(AssertionError, match="too low"):
-        grading.check_number(0, 96, name="x")
+        grading.check_close(0, 96, name="x")
 
 
 def test_arguments_mutated_by_the_call_are_unchanged_for_the_checks(monkeypatch):
@@ -184,39 +184,39 @@ def test_call_argument_errors_name_the_argument():
 
 # ---- checks -----------------------------------------------------------------------------------------------
 
-def test_check_number_compares_integers_exactly():
+def test_check_close_compares_integers_exactly():
     big = 2 * (2**27 + 1) ** 2 - 1  # above 2**53: float rounding would call these equal
-    grading.check_number(big, big, name="n", rel_tol=0)
+    grading.check_close(big, big, name="n", rel_tol=0)
     with pytest.raises(AssertionError, match="too high by a little"):
-        grading.check_number(big + 1, big, name="n", rel_tol=0)
+        grading.check_close(big + 1, big, name="n", rel_tol=0)
     with pytest.raises(AssertionError, match="too low"):
-        grading.check_number(10**18 - 1, 10**18, name="n", rel_tol=0)
+        grading.check_close(10**18 - 1, 10**18, name="n", rel_tol=0)
     with pytest.raises(AssertionError, match="should be an int, got float"):
-        grading.check_number(96.0, 96, name="bytes", integer=True)
-    grading.check_number(96.0, 96, name="bytes")
-    grading.check_number(torch.tensor(2.0), 2.0, name="t")
-    grading.check_number(2.0, torch.tensor(2.0, dtype=torch.float64), name="t")  # a 0-d tensor as expected
+        grading.check_close(96.0, 96, name="bytes", integer=True)
+    grading.check_close(96.0, 96, name="bytes")
+    grading.check_close(torch.tensor(2.0), 2.0, name="t")
+    grading.check_close(2.0, torch.tensor(2.0, dtype=torch.float64), name="t")  # a 0-d tensor as expected
 
 
-def test_check_number_units_hint_only_where_units_matter():
+def test_check_close_units_hint_only_where_units_matter():
     with pytest.raises(AssertionError, match=r"factor of 2\^-1: check bytes per element"):
-        grading.check_number(48, 96, name="bytes", units=True)
+        grading.check_close(48, 96, name="bytes", units=True)
     with pytest.raises(AssertionError) as plain:
-        grading.check_number(48, 96, name="pairs")
+        grading.check_close(48, 96, name="pairs")
     assert "2^-1" in str(plain.value) and "bytes" not in str(plain.value)
     with pytest.raises(AssertionError, match="GiB"):
-        grading.check_number(2**30, 1e9, name="size", units=True)
+        grading.check_close(2**30, 1e9, name="size", units=True)
     with pytest.raises(AssertionError, match="hint: count both K and V|Hint: count both K and V"):
-        grading.check_number(1, 96, name="x", hint="count both K and V")
+        grading.check_close(1, 96, name="x", hint="count both K and V")
     for bad in (float("nan"), float("inf")):
         with pytest.raises(AssertionError, match="division by zero or an overflow"):
-            grading.check_number(bad, 1.0, name="x")
+            grading.check_close(bad, 1.0, name="x")
     with pytest.raises(AssertionError, match="should be a number, got str"):
-        grading.check_number("96", 96, name="x")
+        grading.check_close("96", 96, name="x")
     with pytest.raises(TypeError, match="name must be"):
-        grading.check_number(1, 1, name="")
+        grading.check_close(1, 1, name="")
     with pytest.raises(TypeError, match="expected must be a real number"):
-        grading.check_number(1, "1", name="x")
+        grading.check_close(1, "1", name="x")
 
 
 def test_check_tensor_hints():

@@ -54,6 +54,6 @@ def test_feedback_preprocessor_strips_hidden_source_and_tracebacks():
     answer_before = cell_of(nb, "task1_kv_cache").source
     nb, _ = HideHiddenTests().preprocess(nb, {})
     assert "BEGIN HIDDEN TESTS" not in tests.source and "reference" not in tests.source
-    assert "grading.check_number" in tests.source  # the visible check stays
+    assert "grading.check_close" in tests.source  # the visible check stays
     assert tests.outputs[0]["traceback"] == ["AssertionError: kv_cache_bytes is too low. Hint: count both K and V"]
     assert cell_of(nb, "task1_kv_cache").source == answer_before  # answers and solutions are not touched

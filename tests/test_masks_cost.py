@@ -26,7 +26,6 @@ from longctx_lab.attention.sparse_cost import (
     pairs_dilated_window,
     pairs_documents,
     pairs_prefix_lm,
-    pairs_sliding_window,
     window_reduction,
 )
 
@@ -50,8 +49,6 @@ def test_window_closed_forms(n, w, causal):
         assert got == (n * w - w * (w - 1) // 2 if n >= w else n * (n + 1) // 2)
     else:
         assert got == (n * (2 * w - 1) - w * (w - 1) if n >= w else n * n)
-    # the deprecated spelling the chapter-3 exercise still imports gives the same count
-    assert pairs_sliding_window(n, w, causal=causal) == got
 
 
 @given(n=ns)
@@ -118,7 +115,7 @@ def test_flops_and_reduction():
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match="window must be an integer >= 1, got 0"):
-        pairs_sliding_window(10, 0)
+        cost.attended_pairs(10, causal=True, window=0)
     with pytest.raises(TypeError, match="n must be an integer"):
         window_reduction(10.0, 2)
     with pytest.raises(ValueError, match="dilation must be an integer >= 1, got 0"):

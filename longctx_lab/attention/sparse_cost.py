@@ -34,12 +34,6 @@ __all__ = [
 ]
 
 
-def pairs_sliding_window(n: int, window: int, *, causal: bool = True) -> int:
-    """Deprecated spelling of ``cost.attended_pairs(n, causal=causal, window=window)``, kept only
-    because the chapter-3 exercise's hidden tests import it; new code calls :func:`attended_pairs`."""
-    return attended_pairs(n, causal=check_bool("causal", causal), window=check_int("window", window, minimum=1))
-
-
 def pairs_dilated_window(n: int, window: int, dilation: int, *, causal: bool = True) -> int:
     """Pairs of a dilated window (keys ``p - m * dilation``, ``m = 0 .. window - 1``).
 
