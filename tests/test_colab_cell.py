@@ -134,3 +134,16 @@ def test_bad_inputs_are_rejected(tmp_path):
     init.write_text("VERSION = 1\n")
     with pytest.raises(ValueError, match="init_file"):
         colab_cell.package_version(init)
+
+
+@pytest.mark.parametrize("path", colab_cell.exercise_sources(), ids=lambda p: p.parent.name)
+def test_every_exercise_source_and_release_starts_with_the_locked_install_cell(path):
+    import nbformat
+
+    release = ROOT / "exercises" / path.parent.name / path.name
+    for nb_path in (path, release):
+        nb = nbformat.read(nb_path, as_version=4)
+        cell = nb.cells[colab_cell.CELL_INDEX]
+        assert cell.cell_type == "code" and cell.source == colab_cell.canonical_source(), nb_path
+        meta = cell.metadata.get("nbgrader", {})
+        assert meta.get("grade_id") == "install" and meta.get("locked") and not meta.get("grade"), nb_path

@@ -1,4 +1,4 @@
-"""The canonical install cell: cell index 1 (the second cell) of every chapter notebook.
+"""The canonical install cell: cell index 1 (the second cell) of every chapter notebook and exercise source.
 
 On Colab or any fresh machine the cell installs the course package, then says what will run where
 (GPU or none, Triton kernels or the PyTorch tiled path, packages outside the declared ranges):
@@ -16,8 +16,9 @@ that commit ``v<version>`` (INSTRUCTORS.md, "Releasing"). Between releases the n
 Usage::
 
     python tools/colab_cell.py            # print the canonical cell
-    python tools/colab_cell.py --check    # exit 1 if a chapter's cell 1 differs (lists them)
-    python tools/colab_cell.py --write    # rewrite cell 1 of every chapter's text source, then sync its .ipynb
+    python tools/colab_cell.py --check    # exit 1 if a chapter's or exercise's cell 1 differs (lists them)
+    python tools/colab_cell.py --write    # rewrite cell 1 of every chapter's and exercise source's text source,
+                                          # then sync its .ipynb (then `make exercises` for the releases)
     python tools/colab_cell.py --write notebooks/ch01_quadratic_wall.ipynb   # only these notebooks
 
 ``--write`` changes nothing but that cell's source, in the ``.md`` text source and then in the
@@ -82,6 +83,12 @@ def chapter_notebooks() -> list[Path]:
     return sorted((ROOT / "notebooks").glob("ch*.ipynb"))
 
 
+def exercise_sources() -> list[Path]:
+    """The nbgrader source notebooks: their cell 1 is the same install cell (locked, grade_id ``install``),
+    so a student on Colab or a fresh machine gets the package, and Triton with it, before the set-up cell."""
+    return sorted((ROOT / "solutions").glob("ch*/ch*.ipynb"))
+
+
 def _lines(text: str) -> list[str]:
     return text.splitlines(keepends=True)
 
@@ -128,9 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", action="store_true", help="rewrite cell 1 of the chapter notebooks")
     action.add_argument("--check", action="store_true", help="exit 1 if a chapter's cell 1 differs")
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/ch*.ipynb")
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="default: notebooks/ch*.ipynb and solutions/ch*/ch*.ipynb")
     args = parser.parse_args(argv)
-    paths = args.notebooks or chapter_notebooks()
+    paths = args.notebooks or chapter_notebooks() + exercise_sources()
     if not (args.write or args.check):
         print(canonical_source())
         return 0
