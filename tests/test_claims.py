@@ -1,7 +1,6 @@
 """Claim checks: one tolerance policy, computed from the stated text; the verdicts of every chapter's
 claims, checked against arithmetic done here by hand (not against the claim sets' own expressions)."""
 
-import re
 
 import pytest
 
@@ -21,19 +20,6 @@ from longctx_lab.claims import (
 )
 
 S = SEED_ARCHITECTURE
-
-
-def _value(text: str) -> float:
-    """The number at the start of a ``computed``/``stated`` cell ("5,120 GB" -> 5120.0)."""
-    m = re.match(r"\s*([\d,]*\.?\d+(?:e[+-]?\d+)?)", text)
-    assert m, text
-    return float(m[1].replace(",", ""))
-
-
-def _one(checks, words):
-    found = [c for c in checks if words in c.claim]
-    assert len(found) == 1, (words, [c.claim for c in found])
-    return found[0]
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-import re
 
 import pytest
+from claim_helpers import claim_value, one_claim
 
 from longctx_lab import rope
 from longctx_lab.claim_sets import ch02_rope_scaling as article
@@ -77,31 +77,14 @@ def test_article_snippets_do_not_run():
 S = SEED_ARCHITECTURE
 
 
-def _value(text: str) -> float:
-    """The number at the start of a ``computed``/``stated`` cell ("5,120 GB" -> 5120.0)."""
-    m = re.match(r"\s*([\d,]*\.?\d+(?:e[+-]?\d+)?)", text)
-    assert m, text
-    return float(m[1].replace(",", ""))
-
-
-def _one(checks, words):
-    found = [c for c in checks if words in c.claim]
-    assert len(found) == 1, (words, [c.claim for c in found])
-    return found[0]
-
-
-
 @pytest.fixture(scope="module")
 def all_checks():
     return {"ch02": ch02.claims()}
 
 
-
-
-
 def test_ch02_yarn_temperature(all_checks):
-    c = _one(all_checks["ch02"], "YaRN temperature")
+    c = one_claim(all_checks["ch02"], "YaRN temperature")
     s = 200_000 / 32_768
-    assert c.verdict == "wrong" and _value(c.computed) == pytest.approx(1 / (0.1 * math.log(s) + 1) ** 2, rel=1e-3)
-    both_limits = [_one(all_checks["ch02"], w) for w in ("base -> infinity", "base -> 0")]
+    assert c.verdict == "wrong" and claim_value(c.computed) == pytest.approx(1 / (0.1 * math.log(s) + 1) ** 2, rel=1e-3)
+    both_limits = [one_claim(all_checks["ch02"], w) for w in ("base -> infinity", "base -> 0")]
     assert all("theta_0" in c.computed for c in both_limits)

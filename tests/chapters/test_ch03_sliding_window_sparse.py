@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
+from claim_helpers import claim_value, one_claim
 
 from longctx_lab.claim_sets import ch03_sliding_window_sparse as article
 from longctx_lab.claim_sets import ch03_sliding_window_sparse as ch03
@@ -80,70 +79,53 @@ def test_rolling_claims_explanations_carry_the_numbers():
 S = SEED_ARCHITECTURE
 
 
-def _value(text: str) -> float:
-    """The number at the start of a ``computed``/``stated`` cell ("5,120 GB" -> 5120.0)."""
-    m = re.match(r"\s*([\d,]*\.?\d+(?:e[+-]?\d+)?)", text)
-    assert m, text
-    return float(m[1].replace(",", ""))
-
-
-def _one(checks, words):
-    found = [c for c in checks if words in c.claim]
-    assert len(found) == 1, (words, [c.claim for c in found])
-    return found[0]
-
-
-
 @pytest.fixture(scope="module")
 def all_checks():
     return {"ch03": ch03.claims()}
 
 
-
-
-
 def test_ch03_receptive_field_under_each_convention(all_checks):
     checks = all_checks["ch03"]
     W, L = 4096, 32
-    field = _one(checks, "receptive field = L x w")
-    assert field.verdict == "correct" and _value(field.computed) == L * W  # W + 1 keys: W back per layer
+    field = one_claim(checks, "receptive field = L x w")
+    assert field.verdict == "correct" and claim_value(field.computed) == L * W  # W + 1 keys: W back per layer
     assert f"{L * (W - 1) + 1:,}" in field.explanation  # Hugging Face's W-key window: 131,041 positions
     assert "Hugging Face" in field.explanation and "reference" in field.explanation
-    layer1 = _one(checks, "After layer 1")
-    assert layer1.verdict == "correct" and _value(layer1.computed) == 50_000 - W
+    layer1 = one_claim(checks, "After layer 1")
+    assert layer1.verdict == "correct" and claim_value(layer1.computed) == 50_000 - W
     assert f"{50_000 - (W - 1):,}" in layer1.explanation  # 45,905 under Hugging Face's window
-    layer2 = _one(checks, "After layer 2")
-    assert layer2.verdict == "correct" and _value(layer2.computed) == 50_000 - 2 * W
+    layer2 = one_claim(checks, "After layer 2")
+    assert layer2.verdict == "correct" and claim_value(layer2.computed) == 50_000 - 2 * W
     assert f"{50_000 - 2 * (W - 1):,}" in layer2.explanation  # 41,810
     assert "released implementation" not in " ".join(c.explanation for c in checks)
 
 
 def test_ch03_training_context_and_effective_range(all_checks):
     checks = all_checks["ch03"]
-    sees = _one(checks, "effectively 'sees' 131K")
+    sees = one_claim(checks, "effectively 'sees' 131K")
     assert sees.verdict == "misleading"
     assert "8,192-token" in sees.computed and "32,768" in sees.computed  # training length vs HF position limit
     demo = ch03.mistral_effective_range_demo()
     assert demo["n"] == 160 and demo["range_90"] == demo["rows"][-1]["range_90"]  # the chapter's table
     assert f"within {demo['range_90']} positions" in sees.computed
     assert [r["span"] for r in demo["rows"]] == [min(160, (d + 1) * 15 + 1) for d in range(8)]
-    context = _one(checks, "'32K' context")
+    context = one_claim(checks, "'32K' context")
     assert context.verdict == "misleading" and "8,192" in context.computed
 
 
 def test_ch03_rolling_buffer(all_checks):
     checks = all_checks["ch03"]
-    always = _one(checks, "is always 2.1 GB")
+    always = one_claim(checks, "is always 2.1 GB")
     assert always.verdict == "correct" and always.computed.startswith(f"{2 * 4096 * 128 * 32 * 32 * 2 / 1e9:.1f}")
-    mistral = _one(checks, "that is Mistral 7B's rolling KV cache")
-    assert mistral.verdict == "wrong" and _value(mistral.computed) == pytest.approx(2 * 4096 * 128 * 8 * 32 * 2 / 1e9,
-                                                                                     rel=1e-3)
-    saved = _one(checks, "saves 100%")
+    mistral = one_claim(checks, "that is Mistral 7B's rolling KV cache")
+    expected = 2 * 4096 * 128 * 8 * 32 * 2 / 1e9
+    assert mistral.verdict == "wrong" and claim_value(mistral.computed) == pytest.approx(expected, rel=1e-3)
+    saved = one_claim(checks, "saves 100%")
     assert saved.verdict == "correct" and saved.computed.startswith(f"{100 * (1 - 4096 / 2**20):.0f}")
-    assert _one(checks, "Two axial passes").verdict == "correct"  # 33,554,432 written as about 33M
-    assert _one(checks, "4.3B").verdict == "correct"
-    assert _one(checks, "200K^2 = 40B").verdict == "correct"
-    assert _one(checks, "decoder LM (causal)").verdict == "wrong"
+    assert one_claim(checks, "Two axial passes").verdict == "correct"  # 33,554,432 written as about 33M
+    assert one_claim(checks, "4.3B").verdict == "correct"
+    assert one_claim(checks, "200K^2 = 40B").verdict == "correct"
+    assert one_claim(checks, "decoder LM (causal)").verdict == "wrong"
 
 
 # --- chapters 2 and 4 -----------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """Chapter 4 package pieces: IO accounting of the tiled schedule, the quiz keys, the claim verdicts."""
 
 import math
-import re
 
 import pytest
 import torch
+from claim_helpers import claim_value, one_claim
 
 from longctx_lab.attention.block_sparsity import EMPTY, classify_blocks
 from longctx_lab.attention.mask_predicates import attention_predicate
@@ -111,33 +111,16 @@ def test_snippet_numbers_used_by_the_chapter():
 S = SEED_ARCHITECTURE
 
 
-def _value(text: str) -> float:
-    """The number at the start of a ``computed``/``stated`` cell ("5,120 GB" -> 5120.0)."""
-    m = re.match(r"\s*([\d,]*\.?\d+(?:e[+-]?\d+)?)", text)
-    assert m, text
-    return float(m[1].replace(",", ""))
-
-
-def _one(checks, words):
-    found = [c for c in checks if words in c.claim]
-    assert len(found) == 1, (words, [c.claim for c in found])
-    return found[0]
-
-
-
 @pytest.fixture(scope="module")
 def all_checks():
     return {"ch04": ch04.claims()}
 
 
-
-
-
 def test_ch04_speed_claim_is_correct_against_the_papers_baseline(all_checks):
-    speed = _one(all_checks["ch04"], "2-4x faster")
+    speed = one_claim(all_checks["ch04"], "2-4x faster")
     assert speed.verdict == "correct"
     assert "A100" in speed.explanation and "unfused" in speed.explanation
-    memory = _one(all_checks["ch04"], "O(N) memory")
+    memory = one_claim(all_checks["ch04"], "O(N) memory")
     growth = ch04.backward_memory_growth()
     assert growth["lengths"] == (128, 256, 512, 1024)  # the chapter's plot: one exponent, not two
     assert growth["tiled"] == [4 * (4 * n * 16) + 4 * n for n in growth["lengths"]]  # q, k, v, out + lse, float32
@@ -145,5 +128,5 @@ def test_ch04_speed_claim_is_correct_against_the_papers_baseline(all_checks):
     mx, my = (sum(v) / len(logs) for v in zip(*logs, strict=True))
     slope = sum((x - mx) * (y - my) for x, y in logs) / sum((x - mx) ** 2 for x, _ in logs)
     assert memory.verdict == "correct" and f"grows as n^{slope:.2f}" in memory.computed
-    recompute = _one(all_checks["ch04"], "doubles compute")
-    assert recompute.verdict == "wrong" and _value(recompute.computed) == pytest.approx(3.5 / 3, rel=1e-3)
+    recompute = one_claim(all_checks["ch04"], "doubles compute")
+    assert recompute.verdict == "wrong" and claim_value(recompute.computed) == pytest.approx(3.5 / 3, rel=1e-3)

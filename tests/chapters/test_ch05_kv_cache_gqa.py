@@ -1,10 +1,10 @@
 """Chapter 5: quiz keys, claim verdicts and the chapter's experiments (kv_experiments), against arithmetic done here."""
 
 import math
-import re
 
 import pytest
 import torch
+from claim_helpers import claim_value, one_claim
 
 from longctx_lab.claim_sets import ch05_kv_cache_gqa as ch05
 from longctx_lab.claims import TOLERANCE_POLICY, ClaimCheck, show_claims
@@ -20,18 +20,6 @@ from longctx_lab.kv_experiments import (
 from longctx_lab.kvcache import PagedKVCache
 from longctx_lab.quiz import ChoiceQuestion, NumericQuestion, Quiz, check_answer
 from longctx_lab.quizzes.ch05_kv_cache_gqa import QUIZ
-
-
-def _value(text: str) -> float:
-    m = re.match(r"\s*([\d,]*\.?\d+(?:e[+-]?\d+)?)", text)
-    assert m, text
-    return float(m[1].replace(",", ""))
-
-
-def _one(checks, words):
-    found = [c for c in checks if words in c.claim]
-    assert len(found) == 1, (words, [c.claim for c in found])
-    return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -78,42 +66,42 @@ def test_claims_render_with_the_policy(checks):
 
 
 def test_the_calculator_and_the_class_run_as_written(checks):
-    printed = _one(checks, "prints 'KV Cache: 48.83 GB'")
+    printed = one_claim(checks, "prints 'KV Cache: 48.83 GB'")
     assert printed.verdict == "wrong"
     assert printed.computed.startswith(f"{2 * 80 * 200_000 * 8192 * 2 / 1024**3:.2f}")  # 488.28
-    held = _one(checks, "KVCache(200_000, 80, 8192)")
+    held = one_claim(checks, "KVCache(200_000, 80, 8192)")
     assert held.verdict == "wrong"
-    assert _value(held.computed) == pytest.approx(80 * 2 * 200_000 * 8192 * 4 / 2**30, rel=1e-3)  # fp32: 976.56
+    assert claim_value(held.computed) == pytest.approx(80 * 2 * 200_000 * 8192 * 4 / 2**30, rel=1e-3)  # fp32: 976.56
     run = ch05.run_article_kvcache()
     assert run["allocated_bytes"] == 80 * 2 * 200_000 * 8192 * 4 and run["dtype"] == "float32"
     assert run["seq_len_after_one_token"] == 2  # one token, two layers: the shared counter moved twice
     assert run["layer1_keys"].shape == (2, 4) and run["layer1_zero_rows"] == 1
     assert run["batch2_error"].startswith("RuntimeError")
-    assert _one(checks, "caches keys and values for autoregressive").verdict == "wrong"
+    assert one_claim(checks, "caches keys and values for autoregressive").verdict == "wrong"
 
 
 def test_gqa_byte_claims(checks):
-    assert _one(checks, "prints 'GQA Memory Savings: 87.5%'").verdict == "correct"
+    assert one_claim(checks, "prints 'GQA Memory Savings: 87.5%'").verdict == "correct"
     assert (64 - 8) / 64 == 0.875
-    factor = _one(checks, "reduces the KV cache 64/8 = 8x")
-    assert factor.verdict == "correct" and _value(factor.computed) == 8
+    factor = one_claim(checks, "reduces the KV cache 64/8 = 8x")
+    assert factor.verdict == "correct" and claim_value(factor.computed) == 8
     per_head = 2 * 80 * 128 * 128_000 * 2  # Llama 3 70B, fp16, one KV head, 128,000 tokens
     for words, heads in (("about 335 GB", 64), ("about 42 GB", 8), ("about 5 GB", 1)):
-        c = _one(checks, words)
+        c = one_claim(checks, words)
         assert c.verdict == "correct"
-        assert _value(c.computed) == pytest.approx(heads * per_head / 1e9, rel=1e-3)
+        assert claim_value(c.computed) == pytest.approx(heads * per_head / 1e9, rel=1e-3)
 
 
 def test_heads_sketch_and_paging(checks):
-    assert _one(checks, "GQA (8-16 heads)").verdict == "misleading"
-    sketch = _one(checks, "Claude 3 Opus (estimated)")
+    assert one_claim(checks, "GQA (8-16 heads)").verdict == "misleading"
+    sketch = one_claim(checks, "Claude 3 Opus (estimated)")
     per_token_layer = 2 * 8 * 128 * 1  # fp8
-    assert _value(sketch.computed) == pytest.approx((10 * 200_000 + 70 * 4096) * per_token_layer / 1e9, rel=1e-3)
+    assert claim_value(sketch.computed) == pytest.approx((10 * 200_000 + 70 * 4096) * per_token_layer / 1e9, rel=1e-3)
     assert sketch.verdict == "wrong"
     reused = [c for c in checks if c.rule and ("16-32x" in c.claim or "32x with INT4" in c.claim)]
     assert [c.verdict for c in reused] == ["correct", "correct"]
-    assert [_value(c.computed) for c in reused] == [64 / 8 * 2, 64 / 8 * 4]
-    assert _one(checks, "third factor").verdict == "misleading"
+    assert [claim_value(c.computed) for c in reused] == [64 / 8 * 2, 64 / 8 * 4]
+    assert one_claim(checks, "third factor").verdict == "misleading"
 
 
 def test_serving_verdicts_follow_the_exponents():
