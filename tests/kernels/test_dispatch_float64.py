@@ -13,21 +13,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mask_reference import visible_mask
 
 from longctx_lab.kernels.dispatch import flash_attention, flash_attention_with_lse, interpreter_active, select_backend
-
-
-def visible(q_len, kv_len, causal, window):
-    p = torch.arange(q_len)[:, None] + (kv_len - q_len)
-    j = torch.arange(kv_len)[None, :]
-    keep = torch.ones(q_len, kv_len, dtype=torch.bool)
-    if causal:
-        keep &= j <= p
-    if window is not None:
-        keep &= (p - j) < window
-        if not causal:
-            keep &= (j - p) < window
-    return keep
 
 
 @settings(max_examples=20)
@@ -49,7 +37,7 @@ def test_float64_matches_sdpa_float64(batch, kv_heads, group, q_len, kv_len, hea
     out.backward(do)
     assert out.dtype == torch.float64 and lse.dtype == torch.float64
 
-    keep = visible(q_len, kv_len, causal, window)
+    keep = visible_mask(q_len, kv_len, causal, window)
     empty = ~keep.any(-1)
     ref_in = [t.clone().requires_grad_() for t in (q, k, v)]
     ref = F.scaled_dot_product_attention(*ref_in, attn_mask=keep | empty[:, None], enable_gqa=True)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kernel_env import on_cuda
+from mask_reference import visible_mask
 
 from longctx_lab.kernels import flash
 from longctx_lab.kernels.dispatch import flash_attention, flash_attention_with_lse, select_backend
@@ -35,20 +36,6 @@ TILE16 = {"block_m": 16, "block_n": 16}
 def attention16(q, k, v, *, causal, window=None):
     """The kernels (forward and backward) with 16 x 16 tiles on CPU and GPU alike: ``(out, lse)``."""
     return flash.attention(q, k, v, causal=causal, window=window, scale=q.shape[-1] ** -0.5, config=TILE16)
-
-
-def visible_mask(q_len: int, kv_len: int, causal: bool, window: int | None) -> torch.Tensor:
-    """``(q_len, kv_len)`` bool: query row i (position i + kv_len - q_len) sees key j."""
-    p = torch.arange(q_len)[:, None] + (kv_len - q_len)
-    j = torch.arange(kv_len)[None, :]
-    keep = torch.ones(q_len, kv_len, dtype=torch.bool)
-    if causal:
-        keep &= j <= p
-    if window is not None:
-        keep &= (p - j) < window
-        if not causal:
-            keep &= (j - p) < window
-    return keep
 
 
 def sdpa_reference(q, k, v, do, *, causal, window, scale, dtype):

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mask_reference import visible_mask
 
 from longctx_lab.attention.online_softmax import (
     empty_state,
@@ -46,20 +47,6 @@ from longctx_lab.kernels.dispatch import flash_attention_with_lse, interpreter_a
 NAMES = ("out", "lse", "dq", "dk", "dv")
 
 
-def visible(q_len: int, kv_len: int, causal: bool, window: int | None) -> torch.Tensor:
-    """``(q_len, kv_len)`` bool: query row i (position i + kv_len - q_len) sees key j. Built here, not imported."""
-    p = torch.arange(q_len)[:, None] + (kv_len - q_len)
-    j = torch.arange(kv_len)[None, :]
-    keep = torch.ones(q_len, kv_len, dtype=torch.bool)
-    if causal:
-        keep &= j <= p
-    if window is not None:
-        keep &= (p - j) < window
-        if not causal:
-            keep &= (j - p) < window
-    return keep
-
-
 def _leaves(q, k, v):
     return [t.detach().cpu().double().requires_grad_() for t in (q, k, v)]
 
@@ -73,7 +60,7 @@ def exact_reference(q, k, v, do, *, causal, window, scale):
     q, k, v = leaves = _leaves(q, k, v)
     batch, heads, q_len, _ = q.shape
     group = heads // k.shape[1]
-    keep = visible(q_len, k.shape[2], causal, window)
+    keep = visible_mask(q_len, k.shape[2], causal, window)
     lse = torch.full((batch, heads, q_len), -math.inf, dtype=torch.float64)
     rows, where = [], []
     for b in range(batch):
@@ -100,7 +87,7 @@ def dense_reference(q, k, v, do, *, causal, window, scale):
     out.backward(do.detach().cpu().double())
     kr = k.detach().repeat_interleave(q.shape[1] // k.shape[1], dim=1)
     scores = (q.detach() @ kr.transpose(-1, -2)) * scale
-    lse = torch.logsumexp(scores.masked_fill(~visible(q.shape[2], k.shape[2], causal, window), -math.inf), -1)
+    lse = torch.logsumexp(scores.masked_fill(~visible_mask(q.shape[2], k.shape[2], causal, window), -math.inf), -1)
     return [out.detach(), lse, *_grads(leaves)]
 
 
@@ -139,7 +126,7 @@ def check_nan_propagation(run, q, k, v, do, *, causal, window, atol, rtol):
         )
         finite = ~o.isnan()
         torch.testing.assert_close(o[finite], e[finite], atol=atol, rtol=rtol, msg=lambda m, n=name: f"{n}: {m}")
-    empty = ~visible(q.shape[2], k.shape[2], causal, window).any(-1)
+    empty = ~visible_mask(q.shape[2], k.shape[2], causal, window).any(-1)
     out64, lse64, dq64 = ours[:3]
     assert torch.all(out64[:, :, empty] == 0) and torch.all(torch.isneginf(lse64[:, :, empty]))
     assert torch.all(dq64[:, :, empty] == 0)
