@@ -5,6 +5,8 @@
   :func:`load_json`.
 - :mod:`.adapters`: the ``predict(prompt_ids, max_new_tokens) -> ids`` interface; :class:`TinyLMAdapter`,
   :class:`OracleAdapter`, :class:`ConstantAdapter`.
+- :mod:`.hf`: :class:`~longctx_lab.niah.hf.HFCausalLMAdapter` (any ``transformers`` causal LM, with or without
+  its tokenizer) and :func:`~longctx_lab.niah.hf.load_hf_adapter` (a name or path; imported from ``.hf``).
 - :mod:`.plot`: :func:`plot_heatmap` (depth x length PNG, course style; imports matplotlib when called).
 
 Example::
