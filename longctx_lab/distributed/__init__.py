@@ -1,0 +1,31 @@
+"""Ring attention over ``torch.distributed`` (gloo on CPU): one sequence sharded over P processes.
+
+See docs/conventions.md for shapes, GQA and the LSE. Modules, one concept each:
+
+- :mod:`.layouts`: which sequence chunks a rank holds (``"plain"`` contiguous, ``"zigzag"`` balanced),
+  the causal rule between two chunks, and the attended pairs (work) per rank.
+- :mod:`.merge`: the numerically stable merge of two partial ``(out, lse)`` results.
+- :mod:`.ring`: :func:`ring_attention`, forward and backward (an autograd Function), run inside a process group.
+- :mod:`.launcher`: :func:`launch` spawns P CPU processes (start method ``spawn``, loopback, timeouts) and
+  :func:`run_ring_cases` / :func:`ring_attention_gathered` run ring attention on full tensors and gather the result.
+"""
+
+from longctx_lab.distributed.launcher import RingCase, launch, ring_attention_gathered, run_ring_cases
+from longctx_lab.distributed.layouts import LAYOUTS, chunks_of_rank, pair_rule, shard, unshard, work_per_rank
+from longctx_lab.distributed.merge import merge_partials
+from longctx_lab.distributed.ring import ring_attention
+
+__all__ = [
+    "LAYOUTS",
+    "RingCase",
+    "chunks_of_rank",
+    "launch",
+    "merge_partials",
+    "pair_rule",
+    "ring_attention",
+    "ring_attention_gathered",
+    "run_ring_cases",
+    "shard",
+    "unshard",
+    "work_per_rank",
+]

@@ -1,0 +1,174 @@
+"""Ring attention: each rank holds a shard of the sequence; K/V shards travel around the ring.
+
+See docs/conventions.md (shapes, GQA, LSE); layouts and the causal chunk rule: :mod:`.layouts`.
+Call :func:`ring_attention` inside an initialised default process group (``torch.distributed``, gloo on
+CPU), on every rank, with that rank's shard ``q`` ``(batch, heads, s, head_dim)`` and ``k``, ``v``
+``(batch, kv_heads, s, head_dim)`` where ``s = seq_len / world_size`` (see :func:`.layouts.shard`).
+It returns that rank's output shard ``(batch, heads, s, head_dim)``, differentiable in ``q``, ``k``, ``v``.
+
+Forward: ``world_size`` steps. At step ``t`` the rank holds the K/V shard of rank ``(rank - t) % P``; it
+posts a non-blocking ``isend`` of that shard to ``rank + 1`` and an ``irecv`` from ``rank - 1``, then attends
+to the shard it holds (through :func:`longctx_lab.kernels.dispatch.flash_attention_with_lse`, chunk pair
+by chunk pair with :func:`.layouts.pair_rule`), merges with :func:`.merge.merge_partials`, and only then
+waits for the transfer: communication overlaps the local attention. ``P - 1`` K/V messages per rank.
+
+Backward (why this design): the dispatcher's ``lse`` is not differentiable, and the merge weights depend
+on it, so autograd through each block's ``out`` alone would miss a term. Instead the backward runs the ring
+again with the FlashAttention-2 equations, using the *global* ``lse`` and ``delta = rowsum(dO * O)`` saved by
+the forward: per block ``P = exp(S - lse)``, ``dV += P^T dO``, ``dS = P (dO V^T - delta)``,
+``dQ += scale dS K``, ``dK += scale dS^T Q``. The block's ``dK``, ``dV`` travel with its ``K``, ``V`` and arrive
+home after ``P`` steps. This is exact, keeps memory at one block's scores, and needs no collective. The K/V
+transfer overlaps the block's gradient; the ``dK``/``dV`` transfer follows it (``P`` messages of each).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+
+from longctx_lab._validate import check_bool, check_number, check_qkv
+from longctx_lab.distributed.layouts import check_layout, chunks_of_rank, chunks_per_rank, pair_rule
+from longctx_lab.distributed.merge import merge_partials
+from longctx_lab.kernels.dispatch import flash_attention_with_lse
+
+__all__ = ["ring_attention"]
+
+
+def _exchange(send: torch.Tensor, rank: int, world: int):
+    """Post ``isend(send -> rank + 1)`` and ``irecv(<- rank - 1)``; returns (receive buffer, requests)."""
+    recv = torch.empty_like(send)
+    reqs = [dist.isend(send, (rank + 1) % world), dist.irecv(recv, (rank - 1) % world)]
+    return recv, reqs
+
+
+def _chunks(x: torch.Tensor, n: int) -> list[torch.Tensor]:
+    return list(x.chunk(n, dim=2))
+
+
+def _forward(q, k, v, causal, scale, layout, rank, world):
+    per = chunks_per_rank(layout)
+    mine = chunks_of_rank(rank, world, layout)
+    qs = _chunks(q, per)
+    outs: list = [None] * per
+    lses: list = [None] * per
+    kv = torch.stack([k, v]).contiguous()
+    src = rank
+    for t in range(world):
+        recv, reqs = _exchange(kv, rank, world) if t < world - 1 else (None, [])
+        ks, vs = _chunks(kv[0], per), _chunks(kv[1], per)
+        for i, a in enumerate(mine):
+            for j, b in enumerate(chunks_of_rank(src, world, layout)):
+                rule = pair_rule(a, b, causal)
+                if rule == "skip":
+                    continue
+                o, lse = flash_attention_with_lse(qs[i], ks[j], vs[j], causal=rule == "causal", scale=scale)
+                outs[i], lses[i] = merge_partials(outs[i], lses[i], o, lse)
+        for r in reqs:
+            r.wait()
+        if recv is not None:
+            kv = recv
+        src = (src - 1) % world
+    return torch.cat(outs, dim=2), torch.cat(lses, dim=2)
+
+
+def _block_backward(q, k, v, do, lse, delta, rule, scale):
+    """Gradients of one (query chunk, key chunk) pair; ``k``, ``v`` have ``kv_heads`` (GQA summed back)."""
+    b, h, n, d = q.shape
+    hk = k.shape[1]
+    g = h // hk
+    kk = k.repeat_interleave(g, dim=1)
+    vv = v.repeat_interleave(g, dim=1)
+    s = torch.matmul(q, kk.transpose(-2, -1)) * scale
+    if rule == "causal":
+        s = s.masked_fill(torch.ones(n, k.shape[2], dtype=torch.bool).triu(1), float("-inf"))
+    p = torch.exp(s - lse[..., None])
+    dvv = torch.matmul(p.transpose(-2, -1), do)
+    ds = p * (torch.matmul(do, vv.transpose(-2, -1)) - delta[..., None])
+    dq = torch.matmul(ds, kk) * scale
+    dkk = torch.matmul(ds.transpose(-2, -1), q) * scale
+    return dq, dkk.view(b, hk, g, -1, d).sum(2), dvv.view(b, hk, g, -1, d).sum(2)
+
+
+def _backward(q, k, v, out, lse, do, causal, scale, layout, rank, world):
+    acc = lse.dtype
+    q, k, v, out, do = (t.to(acc) for t in (q, k, v, out, do))
+    per = chunks_per_rank(layout)
+    mine = chunks_of_rank(rank, world, layout)
+    delta = (do * out).sum(-1)
+    qs, dos, lses, deltas = _chunks(q, per), _chunks(do, per), _chunks(lse, per), _chunks(delta, per)
+    dqs = [torch.zeros_like(x) for x in qs]
+    kv = torch.stack([k, v]).contiguous()
+    dkv = torch.zeros_like(kv)
+    src = rank
+    for t in range(world):
+        recv_kv, reqs = _exchange(kv, rank, world) if t < world - 1 else (None, [])
+        ks, vs = _chunks(kv[0], per), _chunks(kv[1], per)
+        dks, dvs = _chunks(dkv[0], per), _chunks(dkv[1], per)
+        for i, a in enumerate(mine):
+            for j, b in enumerate(chunks_of_rank(src, world, layout)):
+                rule = pair_rule(a, b, causal)
+                if rule == "skip":
+                    continue
+                dq, dk, dv = _block_backward(qs[i], ks[j], vs[j], dos[i], lses[i], deltas[i], rule, scale)
+                dqs[i] += dq
+                dks[j] += dk  # views into dkv
+                dvs[j] += dv
+        if world > 1:  # the block's dK/dV follow it; after the last step they reach their owner
+            recv_dkv, dreqs = _exchange(dkv.contiguous(), rank, world)
+            for r in reqs + dreqs:
+                r.wait()
+            dkv = recv_dkv
+            if recv_kv is not None:
+                kv = recv_kv
+        src = (src - 1) % world
+    return torch.cat(dqs, dim=2), dkv[0], dkv[1]
+
+
+class _RingAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, causal, scale, layout):
+        rank, world = dist.get_rank(), dist.get_world_size()
+        out, lse = _forward(q, k, v, causal, scale, layout, rank, world)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.args = (causal, scale, layout, rank, world)
+        return out.to(q.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, out, lse = ctx.saved_tensors
+        dq, dk, dv = _backward(q, k, v, out, lse, grad_out, *ctx.args)
+        return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
+
+
+def ring_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool = False,
+    scale: float | None = None,
+    layout: str = "plain",
+) -> torch.Tensor:
+    """This rank's shard of ``softmax(scale q k^T + mask) v`` over the whole sharded sequence.
+
+    ``q``: ``(batch, heads, s, head_dim)``, ``k``/``v``: ``(batch, kv_heads, s, head_dim)``, the rank's shard
+    in ``layout`` (``"plain"`` or ``"zigzag"``, :mod:`.layouts`); returns ``(batch, heads, s, head_dim)`` in the
+    input dtype (merging in float32, float64 for float64), differentiable. Needs an initialised default
+    process group; every rank must call it with the same arguments. No sliding window.
+    """
+    _, _, _, q_len, kv_len, head_dim = check_qkv(q, k, v)
+    check_bool("causal", causal)
+    check_layout(layout)
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else check_number("scale", scale, exclusive_minimum=0)
+    if q_len != kv_len:
+        raise ValueError(f"q and k must hold the same sequence shard length, got q {q_len} and k {kv_len}")
+    if q_len % chunks_per_rank(layout):
+        raise ValueError(
+            f"the shard length (q.shape[2]) must be divisible by {chunks_per_rank(layout)} for layout {layout!r}, "
+            f"got {q_len}"
+        )
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError("ring_attention needs an initialised torch.distributed process group (see launcher.launch)")
+    return _RingAttention.apply(q, k, v, causal, scale, layout)
