@@ -15,7 +15,14 @@ import torch
 import torch.distributed as dist
 
 from longctx_lab.attention.reference import naive_attention
-from longctx_lab.distributed import RingCase, launch, ring_attention, ring_attention_gathered, run_ring_cases
+from longctx_lab.distributed import (
+    RingCase,
+    launch,
+    ring_attention,
+    ring_attention_gathered,
+    run_ring_cases,
+    work_per_rank,
+)
 
 pytestmark = pytest.mark.distributed
 
@@ -56,7 +63,7 @@ def ring_results(request):
     start = time.monotonic()
     results = run_ring_cases([_case(i) for i in range(len(CASES))], request.param, timeout=TIMEOUT)
     assert time.monotonic() - start < TIMEOUT
-    return results
+    return request.param, results
 
 
 @pytest.mark.parametrize("i", range(len(CASES)), ids=[f"{d}-{lay}-{'causal' if c else 'full'}-h{h[0]}kv{h[1]}"
@@ -66,7 +73,7 @@ def test_ring_matches_float64_reference(ring_results, i):
     q, k, v, do = (t.requires_grad_() for t in _tensors(dtype, heads, seed=i))
     ref = naive_attention(q, k, v, causal=causal)
     ref.backward(do.detach())
-    got = ring_results[i]
+    got = ring_results[1][i]
     tol = F64_TOL if dtype == torch.float64 else F32_TOL
     for name, want in (("out", ref), ("dq", q.grad), ("dk", k.grad), ("dv", v.grad)):
         assert got[name].dtype == dtype, name
@@ -74,10 +81,36 @@ def test_ring_matches_float64_reference(ring_results, i):
         torch.testing.assert_close(got[name].double(), want.detach(), **tol, msg=lambda m, n=name: f"{n}: {m}")
 
 
+@pytest.mark.parametrize("i", range(len(CASES)), ids=[f"{d}-{lay}-{'causal' if c else 'full'}-h{h[0]}kv{h[1]}"
+                                                       for d, lay, c, h in CASES])
+def test_ring_counts_work_and_messages(ring_results, i):
+    """Each rank's measured attended pairs equal work_per_rank; P - 1 K/V messages forward, 2P - 1 backward."""
+    world, results = ring_results
+    dtype, layout, causal, (heads, kv_heads) = CASES[i]
+    stats = results[i]["stats"]
+    assert [s["pairs"] for s in stats] == work_per_rank(SEQ, world, layout, causal=causal)
+    kv_bytes = 2 * 2 * kv_heads * (SEQ // world) * HEAD_DIM * torch.finfo(dtype).bits // 8  # K and V of one shard
+    for s in stats:
+        assert (s["forward_messages"], s["backward_messages"]) == (world - 1, 2 * world - 1)
+        assert (s["forward_bytes"], s["backward_bytes"]) == ((world - 1) * kv_bytes, (2 * world - 1) * kv_bytes)
+
+
+def test_zigzag_balances_measured_causal_work(ring_results):
+    """Measured in the run (P = 2 and 4): zigzag busiest/idlest rank ratio 1, plain's >= world_size."""
+    world = ring_results[0]
+    pairs = {}
+    for i, (dtype, layout, causal, heads) in enumerate(CASES):
+        if causal and dtype == torch.float64 and heads == (4, 4):
+            pairs[layout] = [s["pairs"] for s in ring_results[1][i]["stats"]]
+    assert max(pairs["zigzag"]) / min(pairs["zigzag"]) == 1.0
+    assert max(pairs["plain"]) / min(pairs["plain"]) >= world
+
+
 def test_gathered_single_case_without_grad():
     q, k, v, _ = _tensors(torch.float64, (2, 1), seed=99)  # MQA, no backward
     got = ring_attention_gathered(q, k, v, world_size=2, causal=True, layout="zigzag", scale=0.3, timeout=TIMEOUT)
-    assert set(got) == {"out"}
+    assert set(got) == {"out", "stats"}
+    assert [s["forward_messages"] for s in got["stats"]] == [1, 1] and "backward_messages" not in got["stats"][0]
     torch.testing.assert_close(got["out"], naive_attention(q, k, v, causal=True, scale=0.3), **F64_TOL)
 
 

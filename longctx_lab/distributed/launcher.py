@@ -166,8 +166,9 @@ def _run_cases_rank(cases: list[RingCase], fail_rank: int | None = None) -> list
     for case in cases:
         q, k, v = (shard(t, rank, world, case.layout).requires_grad_(case.grad_out is not None)
                    for t in (case.q, case.k, case.v))
-        o = ring_attention(q, k, v, causal=case.causal, scale=case.scale, layout=case.layout)
-        res = {"out": o.detach()}
+        stats: dict = {}
+        o = ring_attention(q, k, v, causal=case.causal, scale=case.scale, layout=case.layout, stats=stats)
+        res = {"out": o.detach(), "stats": stats}
         if case.grad_out is not None:
             o.backward(shard(case.grad_out, rank, world, case.layout))
             res.update(dq=q.grad, dk=k.grad, dv=v.grad)
@@ -180,7 +181,8 @@ def run_ring_cases(cases: list[RingCase], world_size: int, *, timeout: float = 6
     """Run every case in one launch of ``world_size`` ranks; per case the gathered full tensors.
 
     Returns one dict per case: ``"out"`` ``(batch, heads, seq, head_dim)``, and ``"dq"``, ``"dk"``, ``"dv"``
-    (shapes of ``q``, ``k``, ``v``) when the case has ``grad_out``. ``seq`` must divide into the layout's
+    (shapes of ``q``, ``k``, ``v``) when the case has ``grad_out``, and ``"stats"``: one dict per rank
+    (see :func:`.ring.ring_attention`: attended pairs, messages and bytes sent). ``seq`` must divide into the layout's
     chunks (``ValueError`` naming ``seq_len``). ``fail_rank`` makes that rank raise (to test failures).
     """
     world_size = check_int("world_size", world_size, minimum=1)
@@ -190,8 +192,10 @@ def run_ring_cases(cases: list[RingCase], world_size: int, *, timeout: float = 6
     per_rank = launch(_run_cases_rank, world_size, args=(cases, fail_rank), timeout=timeout)
     gathered = []
     for i, case in enumerate(cases):
-        gathered.append({key: unshard([per_rank[r][i][key] for r in range(world_size)], case.layout)
-                         for key in per_rank[0][i]})
+        one = {key: unshard([per_rank[r][i][key] for r in range(world_size)], case.layout)
+               for key in per_rank[0][i] if key != "stats"}
+        one["stats"] = [per_rank[r][i]["stats"] for r in range(world_size)]
+        gathered.append(one)
     return gathered
 
 

@@ -36,8 +36,15 @@ from longctx_lab.kernels.dispatch import flash_attention_with_lse
 __all__ = ["ring_attention"]
 
 
-def _exchange(send: torch.Tensor, rank: int, world: int):
+def _count(stats, key: str, value: int) -> None:
+    if stats is not None:
+        stats[key] = stats.get(key, 0) + value
+
+
+def _exchange(send: torch.Tensor, rank: int, world: int, stats=None, phase: str = "forward"):
     """Post ``isend(send -> rank + 1)`` and ``irecv(<- rank - 1)``; returns (receive buffer, requests)."""
+    _count(stats, f"{phase}_messages", 1)
+    _count(stats, f"{phase}_bytes", send.numel() * send.element_size())
     recv = torch.empty_like(send)
     reqs = [dist.isend(send, (rank + 1) % world), dist.irecv(recv, (rank - 1) % world)]
     return recv, reqs
@@ -47,7 +54,7 @@ def _chunks(x: torch.Tensor, n: int) -> list[torch.Tensor]:
     return list(x.chunk(n, dim=2))
 
 
-def _forward(q, k, v, causal, scale, layout, rank, world):
+def _forward(q, k, v, causal, scale, layout, rank, world, stats=None):
     per = chunks_per_rank(layout)
     mine = chunks_of_rank(rank, world, layout)
     qs = _chunks(q, per)
@@ -56,13 +63,15 @@ def _forward(q, k, v, causal, scale, layout, rank, world):
     kv = torch.stack([k, v]).contiguous()
     src = rank
     for t in range(world):
-        recv, reqs = _exchange(kv, rank, world) if t < world - 1 else (None, [])
+        recv, reqs = _exchange(kv, rank, world, stats) if t < world - 1 else (None, [])
         ks, vs = _chunks(kv[0], per), _chunks(kv[1], per)
         for i, a in enumerate(mine):
             for j, b in enumerate(chunks_of_rank(src, world, layout)):
                 rule = pair_rule(a, b, causal)
                 if rule == "skip":
                     continue
+                c = qs[i].shape[2]
+                _count(stats, "pairs", c * (c + 1) // 2 if rule == "causal" else c * c)
                 o, lse = flash_attention_with_lse(qs[i], ks[j], vs[j], causal=rule == "causal", scale=scale)
                 outs[i], lses[i] = merge_partials(outs[i], lses[i], o, lse)
         for r in reqs:
@@ -91,7 +100,7 @@ def _block_backward(q, k, v, do, lse, delta, rule, scale):
     return dq, dkk.view(b, hk, g, -1, d).sum(2), dvv.view(b, hk, g, -1, d).sum(2)
 
 
-def _backward(q, k, v, out, lse, do, causal, scale, layout, rank, world):
+def _backward(q, k, v, out, lse, do, causal, scale, layout, rank, world, stats=None):
     acc = lse.dtype
     q, k, v, out, do = (t.to(acc) for t in (q, k, v, out, do))
     per = chunks_per_rank(layout)
@@ -103,7 +112,7 @@ def _backward(q, k, v, out, lse, do, causal, scale, layout, rank, world):
     dkv = torch.zeros_like(kv)
     src = rank
     for t in range(world):
-        recv_kv, reqs = _exchange(kv, rank, world) if t < world - 1 else (None, [])
+        recv_kv, reqs = _exchange(kv, rank, world, stats, "backward") if t < world - 1 else (None, [])
         ks, vs = _chunks(kv[0], per), _chunks(kv[1], per)
         dks, dvs = _chunks(dkv[0], per), _chunks(dkv[1], per)
         for i, a in enumerate(mine):
@@ -116,7 +125,7 @@ def _backward(q, k, v, out, lse, do, causal, scale, layout, rank, world):
                 dks[j] += dk  # views into dkv
                 dvs[j] += dv
         if world > 1:  # the block's dK/dV follow it; after the last step they reach their owner
-            recv_dkv, dreqs = _exchange(dkv.contiguous(), rank, world)
+            recv_dkv, dreqs = _exchange(dkv.contiguous(), rank, world, stats, "backward")
             for r in reqs + dreqs:
                 r.wait()
             dkv = recv_dkv
@@ -128,18 +137,18 @@ def _backward(q, k, v, out, lse, do, causal, scale, layout, rank, world):
 
 class _RingAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, causal, scale, layout):
+    def forward(ctx, q, k, v, causal, scale, layout, stats):
         rank, world = dist.get_rank(), dist.get_world_size()
-        out, lse = _forward(q, k, v, causal, scale, layout, rank, world)
+        out, lse = _forward(q, k, v, causal, scale, layout, rank, world, stats)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.args = (causal, scale, layout, rank, world)
+        ctx.args = (causal, scale, layout, rank, world, stats)
         return out.to(q.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
         q, k, v, out, lse = ctx.saved_tensors
         dq, dk, dv = _backward(q, k, v, out, lse, grad_out, *ctx.args)
-        return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
+        return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None, None
 
 
 def ring_attention(
@@ -150,6 +159,7 @@ def ring_attention(
     causal: bool = False,
     scale: float | None = None,
     layout: str = "plain",
+    stats: dict | None = None,
 ) -> torch.Tensor:
     """This rank's shard of ``softmax(scale q k^T + mask) v`` over the whole sharded sequence.
 
@@ -157,6 +167,11 @@ def ring_attention(
     in ``layout`` (``"plain"`` or ``"zigzag"``, :mod:`.layouts`); returns ``(batch, heads, s, head_dim)`` in the
     input dtype (merging in float32, float64 for float64), differentiable. Needs an initialised default
     process group; every rank must call it with the same arguments. No sliding window.
+
+    ``stats``, a dict, is incremented in place with what this rank did: ``"pairs"`` (attended query/key
+    pairs per batch and head; forward FLOPs are ``4 * head_dim * batch * heads * pairs``),
+    ``"forward_messages"``/``"forward_bytes"`` (``P - 1`` K/V sends) and, after ``backward``,
+    ``"backward_messages"``/``"backward_bytes"`` (``P - 1`` K/V sends and ``P`` dK/dV sends).
     """
     _, _, _, q_len, kv_len, head_dim = check_qkv(q, k, v)
     check_bool("causal", causal)
@@ -171,4 +186,6 @@ def ring_attention(
         )
     if not (dist.is_available() and dist.is_initialized()):
         raise RuntimeError("ring_attention needs an initialised torch.distributed process group (see launcher.launch)")
-    return _RingAttention.apply(q, k, v, causal, scale, layout)
+    if stats is not None and not isinstance(stats, dict):
+        raise TypeError(f"stats must be a dict or None, got {type(stats).__name__}")
+    return _RingAttention.apply(q, k, v, causal, scale, layout, stats)
