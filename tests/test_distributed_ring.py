@@ -1,4 +1,4 @@
-"""Ring attention across spawned gloo processes against float64 single-process attention.
+"""Ring and all-gather attention across spawned gloo processes against float64 single-process attention.
 
 Every launch has its own ``timeout`` (the launcher's deadline and the process group's timeout), so no
 test can hang. One launch per world size runs every case (spawning costs ~3 s), and each case is checked
@@ -17,6 +17,7 @@ import torch.distributed as dist
 from longctx_lab.attention.reference import naive_attention
 from longctx_lab.distributed import (
     RingCase,
+    all_gather_attention,
     launch,
     ring_attention,
     ring_attention_gathered,
@@ -33,13 +34,16 @@ F64_TOL = {"atol": 1e-12, "rtol": 1e-10}
 
 SEQ, HEAD_DIM = 16, 16
 CASES = [
-    (dtype, layout, causal, heads)
+    (algorithm, dtype, layout, causal, heads)
+    for algorithm in ("ring", "allgather")
     for dtype in (torch.float64, torch.float32)
     for layout in ("plain", "zigzag")
     for causal in (False, True)
     for heads in ((4, 4), (4, 2))  # MHA and GQA (group 2)
-    if dtype == torch.float64 or heads == (4, 2)
+    if (dtype == torch.float64 or heads == (4, 2)) and (algorithm == "ring" or heads == (4, 2))
 ]
+IDS = [f"{a}-{d}-{lay}-{'causal' if c else 'full'}-h{h[0]}kv{h[1]}" for a, d, lay, c, h in CASES]
+RING = [i for i, case in enumerate(CASES) if case[0] == "ring"]
 
 
 def _tensors(dtype, heads, seed):
@@ -53,9 +57,9 @@ def _tensors(dtype, heads, seed):
 
 
 def _case(i):
-    dtype, layout, causal, heads = CASES[i]
+    algorithm, dtype, layout, causal, heads = CASES[i]
     q, k, v, do = (t.to(dtype) for t in _tensors(dtype, heads, seed=i))
-    return RingCase(q, k, v, causal=causal, layout=layout, grad_out=do)
+    return RingCase(q, k, v, causal=causal, layout=layout, grad_out=do, algorithm=algorithm)
 
 
 @pytest.fixture(scope="module", params=[2, 4], ids=lambda p: f"P{p}")
@@ -66,10 +70,9 @@ def ring_results(request):
     return request.param, results
 
 
-@pytest.mark.parametrize("i", range(len(CASES)), ids=[f"{d}-{lay}-{'causal' if c else 'full'}-h{h[0]}kv{h[1]}"
-                                                       for d, lay, c, h in CASES])
+@pytest.mark.parametrize("i", range(len(CASES)), ids=IDS)
 def test_ring_matches_float64_reference(ring_results, i):
-    dtype, layout, causal, heads = CASES[i]
+    _, dtype, layout, causal, heads = CASES[i]
     q, k, v, do = (t.requires_grad_() for t in _tensors(dtype, heads, seed=i))
     ref = naive_attention(q, k, v, causal=causal)
     ref.backward(do.detach())
@@ -81,12 +84,11 @@ def test_ring_matches_float64_reference(ring_results, i):
         torch.testing.assert_close(got[name].double(), want.detach(), **tol, msg=lambda m, n=name: f"{n}: {m}")
 
 
-@pytest.mark.parametrize("i", range(len(CASES)), ids=[f"{d}-{lay}-{'causal' if c else 'full'}-h{h[0]}kv{h[1]}"
-                                                       for d, lay, c, h in CASES])
+@pytest.mark.parametrize("i", RING, ids=[IDS[i] for i in RING])
 def test_ring_counts_work_and_messages(ring_results, i):
     """Each rank's measured attended pairs equal work_per_rank; P - 1 K/V messages forward, 2P - 1 backward."""
     world, results = ring_results
-    dtype, layout, causal, (heads, kv_heads) = CASES[i]
+    _, dtype, layout, causal, (heads, kv_heads) = CASES[i]
     stats = results[i]["stats"]
     assert [s["pairs"] for s in stats] == work_per_rank(SEQ, world, layout, causal=causal)
     kv_bytes = 2 * 2 * kv_heads * (SEQ // world) * HEAD_DIM * torch.finfo(dtype).bits // 8  # K and V of one shard
@@ -99,8 +101,8 @@ def test_zigzag_balances_measured_causal_work(ring_results):
     """Measured in the run (P = 2 and 4): zigzag busiest/idlest rank ratio 1, plain's >= world_size."""
     world = ring_results[0]
     pairs = {}
-    for i, (dtype, layout, causal, heads) in enumerate(CASES):
-        if causal and dtype == torch.float64 and heads == (4, 4):
+    for i, (algorithm, dtype, layout, causal, heads) in enumerate(CASES):
+        if algorithm == "ring" and causal and dtype == torch.float64 and heads == (4, 4):
             pairs[layout] = [s["pairs"] for s in ring_results[1][i]["stats"]]
     assert max(pairs["zigzag"]) / min(pairs["zigzag"]) == 1.0
     assert max(pairs["plain"]) / min(pairs["plain"]) >= world
@@ -154,12 +156,14 @@ def test_hanging_ranks_time_out():
         (12, 4, "zigzag", r"seq_len must be divisible by 8 \(world_size=4 ranks x 2 chunk\(s\).*got 12"),
         (16, 0, "plain", r"world_size must be an integer >= 1, got 0"),
         (16, 2, "spiral", r"layout must be one of \('plain', 'zigzag'\), got 'spiral'"),
+        (16, 2, "plain:tree", r"algorithm must be one of \('ring', 'allgather'\), got 'tree'"),
     ],
 )
 def test_bad_world_size_length_or_layout(seq, world_size, layout, match):
     q = torch.randn(1, 2, seq, 16)
+    layout, _, algorithm = layout.partition(":")
     with pytest.raises(ValueError, match=match):
-        run_ring_cases([RingCase(q, q, q, layout=layout)], world_size, timeout=5)
+        run_ring_cases([RingCase(q, q, q, layout=layout, algorithm=algorithm or "ring")], world_size, timeout=5)
 
 
 def test_ring_attention_needs_a_process_group():
@@ -168,3 +172,7 @@ def test_ring_attention_needs_a_process_group():
         ring_attention(q, q, q)
     with pytest.raises(ValueError, match="divisible by 2 for layout 'zigzag', got 7"):
         ring_attention(q[:, :, :7], q[:, :, :7], q[:, :, :7], layout="zigzag")
+    with pytest.raises(RuntimeError, match="initialised torch.distributed process group"):
+        all_gather_attention(q, q, q)
+    with pytest.raises(TypeError, match="stats must be a dict or None, got list"):
+        ring_attention(q, q, q, stats=[])

@@ -6,10 +6,12 @@ See docs/conventions.md for shapes, GQA and the LSE. Modules, one concept each:
   the causal rule between two chunks, and the attended pairs (work) per rank.
 - :mod:`.merge`: the numerically stable merge of two partial ``(out, lse)`` results.
 - :mod:`.ring`: :func:`ring_attention`, forward and backward (an autograd Function), run inside a process group.
+- :mod:`.allgather`: :func:`all_gather_attention`, Llama 3's all-gather context parallelism (second algorithm).
 - :mod:`.launcher`: :func:`launch` spawns P CPU processes (start method ``spawn``, loopback, timeouts) and
   :func:`run_ring_cases` / :func:`ring_attention_gathered` run ring attention on full tensors and gather the result.
 """
 
+from longctx_lab.distributed.allgather import all_gather_attention
 from longctx_lab.distributed.launcher import RingCase, launch, ring_attention_gathered, run_ring_cases
 from longctx_lab.distributed.layouts import LAYOUTS, chunks_of_rank, pair_rule, shard, unshard, work_per_rank
 from longctx_lab.distributed.merge import merge_partials
@@ -17,6 +19,7 @@ from longctx_lab.distributed.ring import ring_attention
 
 __all__ = [
     "LAYOUTS",
+    "all_gather_attention",
     "RingCase",
     "chunks_of_rank",
     "launch",

@@ -27,7 +27,7 @@ import torch.multiprocessing as mp
 from longctx_lab._validate import check_bool, check_int, check_number, check_qkv, check_tensor
 from longctx_lab.distributed.layouts import check_divisible, check_layout, shard, unshard
 
-__all__ = ["RingCase", "free_port", "launch", "ring_attention_gathered", "run_ring_cases"]
+__all__ = ["ALGORITHMS", "RingCase", "free_port", "launch", "ring_attention_gathered", "run_ring_cases"]
 
 
 def free_port() -> int:
@@ -139,6 +139,10 @@ class RingCase:
     layout: str = "plain"
     scale: float | None = None
     grad_out: torch.Tensor | None = None
+    algorithm: str = "ring"  # or "allgather" (Llama 3's context parallelism, :mod:`.allgather`)
+
+
+ALGORITHMS = ("ring", "allgather")
 
 
 def _check_case(case: RingCase, world_size: int) -> None:
@@ -147,6 +151,8 @@ def _check_case(case: RingCase, world_size: int) -> None:
     _, _, _, q_len, kv_len, _ = check_qkv(case.q, case.k, case.v)
     check_bool("causal", case.causal)
     check_layout(case.layout)
+    if case.algorithm not in ALGORITHMS:
+        raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {case.algorithm!r}")
     if q_len != kv_len:
         raise ValueError(f"q and k must have the same sequence length, got q {q_len} and k {kv_len}")
     check_divisible(q_len, world_size, case.layout)
@@ -157,6 +163,7 @@ def _check_case(case: RingCase, world_size: int) -> None:
 
 
 def _run_cases_rank(cases: list[RingCase], fail_rank: int | None = None) -> list[dict]:
+    from longctx_lab.distributed.allgather import all_gather_attention
     from longctx_lab.distributed.ring import ring_attention
 
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -167,7 +174,10 @@ def _run_cases_rank(cases: list[RingCase], fail_rank: int | None = None) -> list
         q, k, v = (shard(t, rank, world, case.layout).requires_grad_(case.grad_out is not None)
                    for t in (case.q, case.k, case.v))
         stats: dict = {}
-        o = ring_attention(q, k, v, causal=case.causal, scale=case.scale, layout=case.layout, stats=stats)
+        if case.algorithm == "ring":
+            o = ring_attention(q, k, v, causal=case.causal, scale=case.scale, layout=case.layout, stats=stats)
+        else:
+            o = all_gather_attention(q, k, v, causal=case.causal, scale=case.scale, layout=case.layout)
         res = {"out": o.detach(), "stats": stats}
         if case.grad_out is not None:
             o.backward(shard(case.grad_out, rank, world, case.layout))
@@ -200,7 +210,9 @@ def run_ring_cases(cases: list[RingCase], world_size: int, *, timeout: float = 6
 
 
 def ring_attention_gathered(q, k, v, *, world_size: int, causal: bool = False, layout: str = "plain",
-                            scale: float | None = None, grad_out=None, timeout: float = 60.0) -> dict:
+                            scale: float | None = None, grad_out=None, algorithm: str = "ring",
+                            timeout: float = 60.0) -> dict:
     """One :class:`RingCase` over ``world_size`` spawned ranks (see :func:`run_ring_cases`)."""
-    return run_ring_cases([RingCase(q, k, v, causal, layout, scale, grad_out)], world_size, timeout=timeout)[0]
+    case = RingCase(q, k, v, causal, layout, scale, grad_out, algorithm)
+    return run_ring_cases([case], world_size, timeout=timeout)[0]
 

@@ -184,8 +184,8 @@ def ring_attention(
             f"the shard length (q.shape[2]) must be divisible by {chunks_per_rank(layout)} for layout {layout!r}, "
             f"got {q_len}"
         )
-    if not (dist.is_available() and dist.is_initialized()):
-        raise RuntimeError("ring_attention needs an initialised torch.distributed process group (see launcher.launch)")
     if stats is not None and not isinstance(stats, dict):
         raise TypeError(f"stats must be a dict or None, got {type(stats).__name__}")
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError("ring_attention needs an initialised torch.distributed process group (see launcher.launch)")
     return _RingAttention.apply(q, k, v, causal, scale, layout, stats)
