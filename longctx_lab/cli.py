@@ -74,6 +74,11 @@ def _add_audit_parser(sub) -> None:
     p.set_defaults(func=_cmd_audit)
 
 
+#: Modules that each add one subcommand: ``add_parser(sub)`` registers it (with ``set_defaults(func=...)``).
+#: A chapter's command lives beside the code it drives; one line here makes it part of ``longctx-lab``.
+SUBCOMMAND_MODULES: tuple[str, ...] = ()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longctx-lab", description="Tools for the longctx-lab course.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     env.set_defaults(func=_cmd_env)
     _add_plan_parser(sub)
     _add_audit_parser(sub)
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(sub)
     bench = sub.add_parser("bench", help="run a benchmark and record JSON under benchmarks/results/")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
     for name in sorted(_bench_modules()):
