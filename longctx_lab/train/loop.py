@@ -1,0 +1,142 @@
+"""``train``: fit a :class:`~longctx_lab.model.TinyLM` on a synthetic task, on the CPU, deterministically.
+
+AdamW with a linear warm-up (``warmup`` steps) and a cosine decay to 10% of ``lr``; gradients clipped to
+norm 1; the loss is cross-entropy on the answer tokens only (:mod:`.data`). Attention runs through the
+model's layers, i.e. the dispatcher (:func:`longctx_lab.kernels.flash_attention`).
+
+Determinism: the weights come from ``seed`` (``TinyLM(config, seed=seed)``), the batches from ``seed`` and the
+step (:func:`.data.make_batch`), and the run uses a fixed number of intra-op threads (``threads``, default
+the current count): the same arguments on the same machine give bit-identical weights. Different thread
+counts may round differently (float32 reductions are split differently), which is why the count is
+recorded in :attr:`TrainResult.args`.
+
+``init`` continues from an existing model (fine-tuning, e.g. progressive context extension): a
+:class:`TinyLM` or a checkpoint directory; its weights are copied into a model built from ``config``,
+whose shape must match (only ``rope_*`` and ``max_positions`` may differ) and ``seed`` then only draws the
+batches.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from longctx_lab._validate import check_bool, check_int, check_number
+from longctx_lab.frontend import progress
+from longctx_lab.model import LMConfig, TinyLM, load_model, save_model
+from longctx_lab.tasks import VOCAB, check_task
+from longctx_lab.train.data import IGNORE, check_seq_len, make_batch
+
+__all__ = ["TrainResult", "train"]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the trained ``model`` (eval mode), the loss of every step, the wall
+    time, and the arguments that made it (JSON-able, stored with a checkpoint)."""
+
+    model: TinyLM
+    losses: list[float]
+    seconds: float
+    args: dict = field(default_factory=dict)
+
+    def save(self, directory, *, command: str | None = None, extra: dict | None = None) -> Path:
+        """Write the checkpoint (:func:`longctx_lab.model.save_model`) with ``metadata`` = the training
+        arguments, the final loss (mean of the last 10 steps), the seconds, the versions and ``command``
+        (default: this process's ``sys.argv``)."""
+        from longctx_lab.environment import package_versions
+
+        tail = self.losses[-10:]
+        metadata = {"train": self.args, "final_loss": sum(tail) / len(tail), "seconds": round(self.seconds, 1),
+                    "command": command if command is not None else " ".join(sys.argv), "versions": package_versions(),
+                    **(extra or {})}
+        return save_model(self.model, directory, metadata=metadata)
+
+
+def _initial_model(config: LMConfig, init, seed: int) -> TinyLM:
+    model = TinyLM(config, seed=seed)
+    if init is None:
+        return model
+    if isinstance(init, (str, Path)):
+        init = load_model(init)
+    if not isinstance(init, TinyLM):
+        raise TypeError(f"init must be None, a TinyLM or a checkpoint directory, got {type(init).__name__}")
+    mine = {k: v for k, v in config.to_dict().items() if not k.startswith("rope_") and k != "max_positions"}
+    theirs = {k: v for k, v in init.config.to_dict().items() if not k.startswith("rope_") and k != "max_positions"}
+    if mine != theirs:
+        diff = sorted(k for k in mine if mine[k] != theirs.get(k))
+        raise ValueError(f"init must have config's shape (only rope_* and max_positions may differ), got "
+                         f"differences in {diff}")
+    model.load_state_dict(init.state_dict())
+    return model
+
+
+def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def train(config: LMConfig, *, task: str = "passkey", seq_len=128, steps: int = 300, batch_size: int = 32,
+          lr: float = 3e-3, warmup: int = 30, weight_decay: float = 0.0, seed: int = 0, init=None,
+          task_options: dict | None = None, threads: int | None = None, show_progress: bool = True) -> TrainResult:
+    """Train ``config``'s model on ``task`` for ``steps`` steps of ``batch_size`` samples (module docstring).
+
+    ``seq_len``: the context length of every step (int) or a ``(lo, hi)`` range drawn per step (variable-length
+    training). ``task_options`` go to :func:`longctx_lab.tasks.make_sample` (e.g. ``{"n_digits": 5}``).
+    Returns a :class:`TrainResult`; raises ``ValueError`` if a loss becomes NaN or infinite (the step is named).
+    """
+    if not isinstance(config, LMConfig):
+        raise TypeError(f"config must be an LMConfig, got {type(config).__name__}")
+    if config.vocab_size < VOCAB.size:
+        raise ValueError(f"config.vocab_size must be >= VOCAB.size = {VOCAB.size}, got {config.vocab_size}")
+    task = check_task(task)
+    lo, hi = check_seq_len(seq_len)
+    steps = check_int("steps", steps, minimum=1)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    lr = check_number("lr", lr, exclusive_minimum=0)
+    warmup = check_int("warmup", warmup, minimum=0)
+    weight_decay = check_number("weight_decay", weight_decay, minimum=0)
+    seed = check_int("seed", seed, minimum=0)
+    threads = torch.get_num_threads() if threads is None else check_int("threads", threads, minimum=1)
+    check_bool("show_progress", show_progress)
+    make_batch(task, lo, 1, seed=seed, task_options=task_options)  # bad task options fail before any work
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = _initial_model(config, init, seed).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
+        losses: list[float] = []
+        start = time.perf_counter()
+        it = range(steps)
+        if show_progress:
+            it = progress(it, desc=f"train {task} L={lo}" + (f"-{hi}" if hi != lo else ""), total=steps)
+        for step in it:
+            tokens, targets = make_batch(task, (lo, hi), batch_size, seed=seed, step=step, task_options=task_options)
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(step, steps, lr, warmup)
+            logits = model(tokens)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
+            if not torch.isfinite(loss):
+                raise ValueError(f"the loss became {loss.item()} at step {step}; lower lr (got {lr})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            losses.append(float(loss.detach()))
+        seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(before)
+    args = {"config": config.to_dict(), "task": task, "seq_len": [lo, hi] if hi != lo else lo, "steps": steps,
+            "batch_size": batch_size, "lr": lr, "warmup": warmup, "weight_decay": weight_decay, "seed": seed,
+            "init": None if init is None else (str(init) if isinstance(init, (str, Path)) else "model"),
+            "task_options": dict(task_options or {}), "threads": threads}
+    return TrainResult(model.eval(), losses, seconds, args)
