@@ -76,7 +76,9 @@ def _add_audit_parser(sub) -> None:
 
 #: Modules that each add one subcommand: ``add_parser(sub)`` registers it (with ``set_defaults(func=...)``).
 #: A chapter's command lives beside the code it drives; one line here makes it part of ``longctx-lab``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "longctx_lab.train.command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as typed, for what records it
     return int(args.func(args) or 0)
 
 
