@@ -78,6 +78,7 @@ def _add_audit_parser(sub) -> None:
 #: A chapter's command lives beside the code it drives; one line here makes it part of ``longctx-lab``.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "longctx_lab.train.command",
+    "longctx_lab.distributed.command",
 )
 
 

@@ -311,3 +311,34 @@ def memory_hierarchy(gpu: GPUSpec = A100_80GB_SXM) -> list[MemoryLevel]:
     levels.append(MemoryLevel("host RAM over PCIe", 512e9, gpu.pcie_bandwidth, gpu.source))
     return levels
 
+
+
+@dataclass(frozen=True)
+class TPUSpec:
+    """A TPU chip's published numbers (per chip): dense 16-bit (bf16) peak FLOP/s, HBM capacity and bandwidth
+    in bytes and bytes/s, and the inter-chip interconnect (ICI) bandwidth per chip, both directions and all
+    links together, in bytes/s (``None`` where the page publishes no per-chip figure)."""
+
+    name: str
+    peak_flops_16bit: float
+    hbm_bandwidth: float
+    hbm_bytes: float
+    ici_bandwidth_bidirectional: float | None
+    ici_links: int
+    source: str
+
+
+TPU_V5P = TPUSpec(
+    name="TPU v5p", peak_flops_16bit=459e12, hbm_bandwidth=2765e9, hbm_bytes=95 * 2**30,
+    ici_bandwidth_bidirectional=1200e9, ici_links=6,
+    source="Google Cloud TPU v5p documentation (459 TFLOPs bf16 per chip, 95 GiB HBM2e, 2,765 GBps, "
+    "'bidirectional inter-chip interconnect (ICI) bandwidth per chip' 1,200 GBps, 3D torus: 6 neighbours)",
+)
+TPU_V4 = TPUSpec(
+    name="TPU v4", peak_flops_16bit=275e12, hbm_bandwidth=1200e9, hbm_bytes=32 * 2**30,
+    ici_bandwidth_bidirectional=None, ici_links=6,
+    source="Google Cloud TPU v4 documentation (275 teraflops bf16 per chip, 32 GiB HBM2, 1,200 GBps, 3D mesh/torus; "
+    "the page gives no per-chip ICI bandwidth)",
+)
+
+TPUS: dict[str, TPUSpec] = {"tpu-v5p": TPU_V5P, "tpu-v4": TPU_V4}
