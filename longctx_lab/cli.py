@@ -79,6 +79,7 @@ def _add_audit_parser(sub) -> None:
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "longctx_lab.train.command",
     "longctx_lab.distributed.command",
+    "longctx_lab.niah.command",
 )
 
 

@@ -21,7 +21,7 @@ import inspect
 import shlex
 import sys
 
-__all__ = ["add_parser", "command_line", "one_line_errors", "parse_seq_len", "positive_int"]
+__all__ = ["add_parser", "command_line", "one_line_errors", "parse_seq_len", "positive_int", "task_option"]
 
 
 def command_line(prog: str, args) -> str:
