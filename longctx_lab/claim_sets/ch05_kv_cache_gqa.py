@@ -42,6 +42,7 @@ from longctx_lab.hf_config import shipped_configs
 from longctx_lab.kv_experiments import allocation_waste, gqa_variants, request_mix
 from longctx_lab.measure import fit_power_law
 from longctx_lab.planner import plan
+from longctx_lab.stacks import claude_sketch_config  # the article's sketch, shared with chapter 7
 
 # The article's KVCache class, as printed (indentation restored). It is executed, not paraphrased.
 ARTICLE_KVCACHE_CLASS = '''
@@ -126,18 +127,6 @@ def article_mha_config() -> ModelConfig:
     """The calculator's model: Llama 3.1 70B's shape (80 layers, 64 heads of 128 = d_model 8192) with one KV head
     per query head, which is what multiplying by ``d_model`` assumes (multi-head attention)."""
     return dataclasses.replace(LLAMA31_70B, name="Llama 3.1 70B as MHA (64 KV heads)", n_kv_heads=LLAMA31_70B.n_heads)
-
-
-def claude_sketch_config() -> ModelConfig:
-    """The first article's "Claude 3 Opus (estimated)" class as a config: 80 layers, 64 heads, 8 KV heads,
-    d_model 8192, a 4096 window with global attention every 8th layer (10 global, 70 windowed layers), 200K
-    context. Its MLP and vocabulary are not given; Llama 3.1 70B's stand in (they change no KV byte)."""
-    layers, every = 80, 8
-    return dataclasses.replace(
-        LLAMA31_70B, name="the article's 'Claude 3 Opus (estimated)' sketch", n_layers=layers, n_heads=64,
-        n_kv_heads=8, head_dim=8192 // 64, hidden_size=8192, max_context=200_000, sliding_window=4096,
-        sliding_window_layers=layers - layers // every, published_params=None,
-        source="the first article's class Claude3Opus (no source given)")
 
 
 # ---------------------------------------------------------------------------------------------- bytes
