@@ -7,6 +7,9 @@ Public API (one line each):
 - ``STACK_MODELS``: the rows' keys in order (``"llama3-8b"``, ``"llama3.1-8b"``, ..., ``"gemini-1.5-sketch"``,
   ``"claude3-opus-sketch"``); ``stack_entry(key) -> StackEntry`` gives a row's config and hand-written cells.
 - ``claude_sketch_config()`` / ``gemini_sketch_config()``: the articles' unsourced sketches as ``ModelConfig``.
+- ``attention_share_curve(key, contexts) -> list[float | None]``: attention / (attention + MLP) FLOPs of the
+  token at each context (``None`` beyond the model's context or where its MLP is unknown), from ``plan``.
+- ``STACK_LAYERS``: the layers of the stack picture (position, attention, KV cache, training, distribution).
 - ``Cell``: ``value``, ``text``, ``provenance`` (one of :data:`PROVENANCE`), ``source``.
 - ``PROVENANCE``: ``("published", "inferred", "guessed", "not published")``.
 
@@ -49,6 +52,8 @@ __all__ = [
     "StackEntry",
     "StackRow",
     "StackTable",
+    "STACK_LAYERS",
+    "attention_share_curve",
     "claude_sketch_config",
     "gemini_sketch_config",
     "production_stack_table",
@@ -56,6 +61,7 @@ __all__ = [
 ]
 
 PROVENANCE = ("published", "inferred", "guessed", "not published")
+STACK_LAYERS = ("position", "attention", "kv_cache", "training", "distribution")
 
 LLAMA3_PAPER = "Llama Team, 'The Llama 3 Herd of Models' (arXiv 2407.21783)"
 MISTRAL_PAPER = "Jiang et al. 2023, 'Mistral 7B' (arXiv 2310.06825)"
@@ -358,7 +364,7 @@ def _row(entry: StackEntry, contexts: tuple[int, ...], kv_dtype: str) -> StackRo
         attn = f["attention_proj"] + f["attention_scores"]
         value = {k: f[k] for k in ("attention_proj", "attention_scores", "mlp", "lm_head")}
         if entry.mlp_known:
-            value["attention_share"] = attn / (attn + f["mlp"])
+            value["attention_share"] = _share(f)
             text = (f"{value['attention_share']:.1%} (attention {attn:.3g}: scores {f['attention_scores']:.3g}; "
                     f"MLP {f['mlp']:.3g})")
         else:
@@ -367,6 +373,20 @@ def _row(entry: StackEntry, contexts: tuple[int, ...], kv_dtype: str) -> StackRo
             text = f"attention {attn:.3g} (scores {f['attention_scores']:.3g}); MLP not published"
         flops[n] = Cell(value, text, computed, computed_src)
     return StackRow(entry.key, cfg.name, cells, flops, entry.notes)
+
+
+def _share(f: dict) -> float:
+    attn = f["attention_proj"] + f["attention_scores"]
+    return attn / (attn + f["mlp"])
+
+
+def attention_share_curve(key: str, contexts, *, kv_dtype="bf16") -> list[float | None]:
+    """(attention projections + scores) / (those + MLP) forward FLOPs of the token at each of ``contexts``
+    (:func:`longctx_lab.planner.plan`), ``None`` beyond the model's context or when its MLP is not known."""
+    entry = stack_entry(key)
+    contexts = [check_int("contexts", c, minimum=1) for c in contexts]
+    return [None if (n > entry.config.max_context or not entry.mlp_known)
+            else _share(plan(entry.config, context=n, kv_dtype=kv_dtype).flops_per_token) for n in contexts]
 
 
 def production_stack_table(contexts=(8192, 32768, 131072, 1_000_000), *, kv_dtype="bf16",
