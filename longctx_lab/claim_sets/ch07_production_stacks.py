@@ -13,8 +13,9 @@ from longctx_lab.claim_sets import ch01_quadratic_wall as ch01
 from longctx_lab.claim_sets import ch02_rope_scaling as ch02
 from longctx_lab.claim_sets import ch03_sliding_window_sparse as ch03
 from longctx_lab.claims import SEED_PRODUCTION, ClaimCheck, check_stated_number, check_statement
-from longctx_lab.configs import LLAMA3_70B, LLAMA31_8B, LLAMA31_70B, LLAMA31_405B
-from longctx_lab.cost import GB, attention_matrix_bytes, kv_cache_bytes, prefill_flops
+from longctx_lab.configs import LLAMA3_70B, LLAMA31_8B, LLAMA31_70B, LLAMA31_405B, TPU_V5P
+from longctx_lab.cost import GB, attention_flops, kv_cache_bytes, prefill_flops
+from longctx_lab.distributed.cost_model import article_example
 from longctx_lab.distributed.layouts import work_per_rank
 from longctx_lab.planner import plan
 
@@ -59,32 +60,21 @@ def extension_cost(config=LLAMA31_405B, short: int = 8192, long: int = 131_072) 
             "per_token_long": per_long, "ratio": per_long / per_short}
 
 
-def gemini_ring_memory(n: int = GEMINI_TOKENS, p: int = GEMINI_DEVICES, heads: int = GEMINI_HEADS,
-                       head_dim: int = GEMINI_HEAD_DIM, dtype: str = "bf16") -> dict:
-    """Bytes of one layer's attention on one of ``p`` devices, in three readings of "per-device memory": the
-    scores of its ``n / p`` queries against all ``n`` keys (what O(n^2/P) describes), one ring step's
-    ``(n/p) x (n/p)`` block of scores, and the tiled ring's O(n/P) state (its Q, K, V and output shards plus the
-    K/V block in flight)."""
-    shard = n // p
-    all_keys = attention_matrix_bytes(n, dtype=dtype, n_heads=heads) // p
-    block = attention_matrix_bytes(shard, dtype=dtype, n_heads=heads)
-    kv = kv_cache_bytes(shard, n_layers=1, n_kv_heads=heads, head_dim=head_dim, dtype=dtype)
-    tiled = 3 * kv  # q and out (the shapes of k and v), the resident k/v and the k/v block being received
-    return {"tokens_per_device": n / p, "scores_vs_all_keys": all_keys, "one_block": block, "tiled": tiled}
-
-
 def distribution_claims(ring: dict | None = None) -> list[ClaimCheck]:
     """``ring``: optional ``{"procs", "seq_len", "max_error", "messages"}`` from the chapter's live run."""
-    mem = gemini_ring_memory()
+    ex = article_example()
+    tiled, untiled = ex["memory_tiled"], ex["memory_untiled"]
     plain = work_per_rank(4096, 4, "plain", causal=True)
     zigzag = work_per_rank(4096, 4, "zigzag", causal=True)
     live = (f"the chapter's run: {ring['procs']} processes, {ring['seq_len']:,} tokens, each rank received "
             f"{ring['messages']} K/V blocks, max |ring - full attention| = {ring['max_error']:.1e}; "
             if ring else "")
+    flops = 64 * attention_flops(GEMINI_TOKENS, GEMINI_HEAD_DIM, n_heads=GEMINI_HEADS, causal=True)
+    fleet = GEMINI_DEVICES * TPU_V5P.peak_flops_16bit
     return [
         check_stated_number(
             "With P = 256 TPUs, a 10M-token sequence becomes 39K tokens per device", stated="39K",
-            computed=mem["tokens_per_device"], unit="tokens", source=SEED_PRODUCTION),
+            computed=ex["tokens_per_device"], unit="tokens", source=SEED_PRODUCTION),
         check_statement(
             "Ring attention: each device computes attention for its chunk and passes KV blocks around a ring",
             verdict="correct", source=SEED_PRODUCTION,
@@ -96,18 +86,30 @@ def distribution_claims(ring: dict | None = None) -> list[ClaimCheck]:
             "Per-device memory is O(n^2/P) for the attention scores (or O(n/P) with FlashAttention-style tiling)",
             verdict="misleading", source=SEED_PRODUCTION,
             stated="O(n^2/P) (or O(n/P) tiled)",
-            evidence=f"one layer, 10M tokens / 256 devices, {GEMINI_HEADS} heads x {GEMINI_HEAD_DIM}, bf16: scores "
-            f"of a device's queries against all keys {mem['scores_vs_all_keys'] / GB:,.0f} GB; one ring step's "
-            f"(n/P)^2 block {mem['one_block'] / GB:,.1f} GB; tiled ring state {mem['tiled'] / GB:.3f} GB",
+            evidence=f"one layer, 10M tokens / 256 devices, {GEMINI_HEADS} heads x {GEMINI_HEAD_DIM}, bf16 "
+            f"(distributed.cost_model.article_example): every score a device computes, n^2/P per head, would be "
+            f"{tiled.scores_all_steps / GB:,.0f} GB in fp32; one ring step's (n/P)^2 block "
+            f"{untiled.score_block / GB:,.1f} GB; the tiled ring's whole state {tiled.total / GB:.2f} GB",
             explanation="n^2/P is each device's share of the score *work*. A ring never holds it: a step computes "
-            "one (n/P) x (n/P) block, O(n^2/P^2), and with tiling inside the device only O(n/P) remains (its shards "
-            "and one block in flight). The O(n/P) in parentheses is the real figure; O(n^2/P) describes no memory "
-            "the algorithm uses."),
+            "one (n/P) x (n/P) block, O(n^2/P^2), and with tiling inside the device only O(n/P) remains (its shards, "
+            "two K/V blocks in flight and the accumulators). The O(n/P) in parentheses is the real figure; O(n^2/P) "
+            "describes no memory the algorithm uses."),
+        check_statement(
+            "64 layers of attention (2.6e22 FLOPs) are 'roughly several hours of compute on a large TPU pod'",
+            verdict="wrong", source=SEED_PRODUCTION,
+            evidence=f"the correct {flops:.2e} FLOPs on {GEMINI_DEVICES} {TPU_V5P.name} chips at their peak "
+            f"({fleet:.3g} FLOP/s): {flops / fleet:,.0f} s; the article's 2.6e22 would take "
+            f"{2.6e22 / fleet / 3600:,.0f} h",
+            explanation="The hours come from the article's 1000x slip in the FLOPs (chapter 1). At the correct count "
+            "the attention of one 10M-token forward pass is minutes of the article's 256 chips at peak; "
+            "the cost of 10M-token contexts is real, but it is memory, communication and every step of "
+            "decoding, not one pass's FLOPs."),
         check_statement(
             "Gemini 1.5 likely uses Ring Attention or a similar distributed attention scheme",
             verdict="unsupported", source=SEED_PRODUCTION,
-            evidence=f"10M tokens over 256 devices is {mem['tokens_per_device']:,.0f} tokens each, a tiled ring "
-            f"state of {mem['tiled'] / GB:.3f} GB per layer: feasible, which is all the arithmetic shows",
+            evidence=f"10M tokens over 256 devices is {ex['tokens_per_device']:,.1f} tokens each, a tiled ring "
+            f"state of {tiled.total / GB:.2f} GB per layer of {ex['hbm_bytes'] / GB:.0f} GB HBM: feasible, which is "
+            "all the arithmetic shows",
             explanation="The Gemini 1.5 report does not describe its attention or how the sequence is distributed. "
             "Sequence parallelism of some kind is needed at 10M tokens, but which (ring, all-gather as in Llama 3, "
             "something else) is not public; 'likely' is the article's guess."),
