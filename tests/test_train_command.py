@@ -1,0 +1,90 @@
+"""`longctx-lab train` (issue 15): a 3-step run writes a loadable checkpoint whose metadata holds the command as
+typed and the flags' values; only the flags typed reach train(); bad arguments exit 2 with one line naming them."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+import torch
+
+from longctx_lab.cli import build_parser, main
+from longctx_lab.model import load_metadata, load_model
+from longctx_lab.train import train
+from longctx_lab.train.command import build_config
+
+SHAPE = ["--d-model", "16", "--heads", "2"]
+RUN = ["--batch-size", "4", "--threads", "1", "--no-progress"]
+TINY_FLAGS = [*SHAPE, "--layers", "1", "--seq-len", "16", *RUN]
+
+
+def test_three_steps_write_a_checkpoint_with_the_command(tmp_path, capsys):
+    out = tmp_path / "run one"  # a space: the recorded command must quote it
+    argv = ["train", "--out", str(out), "--steps", "3", "--seed", "4", "--kv-heads", "1", *TINY_FLAGS]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "final loss" in printed and " s" in printed
+    meta = load_metadata(out)
+    assert meta["command"] == shlex.join(["longctx-lab", *argv])
+    assert shlex.split(meta["command"])[1:] == argv
+    model = load_model(out)
+    assert (model.config.d_model, model.config.n_layers, model.config.n_heads, model.config.n_kv_heads) == (16, 1, 2, 1)
+    assert model.config.max_positions == 16 and model.config.name == "passkey-16"
+    assert meta["train"]["steps"] == 3 and meta["train"]["seed"] == 4 and meta["train"]["seq_len"] == 16
+    # the same run through the function: the CLI adds nothing of its own to the training
+    direct = train(build_config(build_parser().parse_args(argv)), seq_len=16, steps=3, batch_size=4, seed=4,
+                   threads=1, show_progress=False)
+    state = model.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in direct.model.state_dict().items())
+
+
+def test_variable_lengths_task_options_and_eval(tmp_path, capsys):
+    out = tmp_path / "ck"
+    argv = ["train", "--out", str(out), "--steps", "2", "--seq-len", "12:20", "--task-option", "n_digits=2",
+            "--eval-trials", "1", "--window", "8,none", "--layers", "2", *SHAPE, *RUN]
+    assert main(argv) == 0
+    meta = load_metadata(out)
+    assert meta["train"]["seq_len"] == [12, 20] and meta["train"]["task_options"] == {"n_digits": 2}
+    assert meta["train"]["config"]["sliding_window"] == [8, None] and meta["train"]["config"]["max_positions"] == 20
+    ev = meta["eval"]
+    assert ev["lengths"] == [12, 20] and ev["trials"] == 1 and ev["options"] == {"n_digits": 2}
+    assert set(ev["by_length"]) == {"12", "20"} and all(0 <= a <= 1 for a in ev["by_length"].values())
+    assert "NIAH passkey accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    (["--seq-len", "0"], "--seq-len"),
+    (["--seq-len", "20:12"], "--seq-len"),
+    (["--seq-len", "abc"], "--seq-len"),
+    (["--seq-len", "4"], "--seq-len"),  # shorter than the passkey needle
+    (["--steps", "0"], "--steps"),
+    (["--task", "haystack"], "--task"),
+    (["--lr", "-1"], "--lr"),
+    (["--task-option", "n_digit=3"], "--task-option"),
+    (["--task-option", "n_digits"], "--task-option"),
+    (["--window", "0"], "--window"),
+    (["--heads", "3"], "--heads"),
+    (["--init", "/nonexistent/checkpoint"], "--init"),
+])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, extra, named):
+    with pytest.raises(SystemExit) as info:
+        code = main(["train", "--out", str(tmp_path / "x"), *TINY_FLAGS, *extra])
+        raise SystemExit(code)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("longctx-lab train: error:") and named in err, err
+    assert not (tmp_path / "x").exists()
+
+
+def test_init_of_another_shape_exits_2(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "a"), "--steps", "1", *TINY_FLAGS]) == 0
+    capsys.readouterr()
+    code = main(["train", "--out", str(tmp_path / "b"), "--steps", "1", "--init", str(tmp_path / "a"),
+                 *TINY_FLAGS, "--d-model", "32"])
+    assert code == 2 and "init must have config's shape" in capsys.readouterr().err
+
+
+def test_out_is_required(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--steps", "1"])
+    assert info.value.code == 2 and "--out" in capsys.readouterr().err
