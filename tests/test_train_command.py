@@ -3,6 +3,7 @@ typed and the flags' values; only the flags typed reach train(); bad arguments e
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 
 import pytest
@@ -76,8 +77,16 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, extra, named):
     assert not (tmp_path / "x").exists()
 
 
-def test_init_of_another_shape_exits_2(tmp_path, capsys):
-    assert main(["train", "--out", str(tmp_path / "a"), "--steps", "1", *TINY_FLAGS]) == 0
+def test_init_takes_the_checkpoints_shape_and_weights(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "a"), "--steps", "1", "--kv-heads", "1", *TINY_FLAGS]) == 0
+    source = load_model(tmp_path / "a")
+    assert main(["train", "--out", str(tmp_path / "b"), "--steps", "1", "--lr", "1e-9", "--init",
+                 str(tmp_path / "a"), "--seq-len", "24", *RUN]) == 0  # no shape flags: the checkpoint's
+    tuned = load_model(tmp_path / "b")
+    assert tuned.config == dataclasses.replace(source.config, max_positions=24)
+    state = source.state_dict()
+    assert all(torch.allclose(v, state[k], atol=1e-6) for k, v in tuned.state_dict().items())  # lr 1e-9: ~unchanged
+    assert load_metadata(tmp_path / "b")["train"]["init"] == str(tmp_path / "a")
     capsys.readouterr()
     code = main(["train", "--out", str(tmp_path / "b"), "--steps", "1", "--init", str(tmp_path / "a"),
                  *TINY_FLAGS, "--d-model", "32"])

@@ -157,38 +157,61 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="after training, NIAH trials per cell at the training length(s) x 5 depths, stored in the "
                         "checkpoint's metadata (default 0: none)")
     p.add_argument("--eval-seed", type=_nonnegative_int, default=0, help="seed of the --eval-trials grid (default 0)")
-    m = p.add_argument_group("model shape (longctx_lab.model.LMConfig; the vocabulary is longctx_lab.tasks.VOCAB)")
-    m.add_argument("--d-model", type=positive_int, default=64, help="residual width (default 64)")
-    m.add_argument("--layers", type=positive_int, default=2, help="decoder layers (default 2)")
-    m.add_argument("--heads", type=positive_int, default=4, help="query heads (default 4)")
+    m = p.add_argument_group("model shape (longctx_lab.model.LMConfig; the vocabulary is longctx_lab.tasks.VOCAB); "
+                             "with --init, a flag left out takes the checkpoint's value")
+    m.add_argument("--d-model", type=positive_int, default=None, help="residual width (default 64)")
+    m.add_argument("--layers", type=positive_int, default=None, help="decoder layers (default 2)")
+    m.add_argument("--heads", type=positive_int, default=None, help="query heads (default 4)")
     m.add_argument("--kv-heads", type=positive_int, default=None, help="KV heads (default: --heads; GQA if fewer)")
     m.add_argument("--head-dim", type=positive_int, default=None, help="per-head width (default d_model // heads)")
-    m.add_argument("--mlp", choices=("swiglu", "gelu"), default="swiglu", help="MLP kind (default swiglu)")
+    m.add_argument("--mlp", choices=("swiglu", "gelu"), default=None, help="MLP kind (default swiglu)")
     m.add_argument("--mlp-hidden", type=positive_int, default=None, help="MLP hidden width (default 4 * d_model)")
     m.add_argument("--window", type=_window, default=None, metavar="W|W,none,...",
                    help="sliding window: W for every layer, or one entry per layer (default: none, global)")
-    m.add_argument("--rope-base", type=_positive_float, default=10_000.0, help="RoPE base theta (default 10000)")
+    m.add_argument("--rope-base", type=_positive_float, default=None, help="RoPE base theta (default 10000)")
     m.add_argument("--max-positions", type=positive_int, default=None,
                    help="the context the model is meant for (default: the longest training length)")
-    m.add_argument("--name", default=None, help="model name stored in the config (default '<task>-<length>')")
+    m.add_argument("--name", default=None, help="model name stored in the config (default '<task>-<length>', "
+                                                "with --init the checkpoint's)")
     p.set_defaults(func=run)
     return p
 
 
+#: Shape flag -> (LMConfig field, default without --init).
+SHAPE_FLAGS: dict[str, tuple[str, object]] = {
+    "d_model": ("d_model", 64), "layers": ("n_layers", 2), "heads": ("n_heads", 4), "kv_heads": ("n_kv_heads", None),
+    "head_dim": ("head_dim", None), "mlp": ("mlp", "swiglu"), "mlp_hidden": ("mlp_hidden", None),
+    "window": ("sliding_window", None), "rope_base": ("rope_base", 10_000.0),
+}
+
+
 def build_config(args):
-    """The :class:`~longctx_lab.model.LMConfig` of the shape flags in ``args`` (``ValueError``/``TypeError`` on a
-    bad combination, naming the :class:`LMConfig` field)."""
-    from longctx_lab.model import LMConfig
+    """The :class:`~longctx_lab.model.LMConfig` of the shape flags in ``args``: :data:`SHAPE_FLAGS`' defaults, or
+    with ``--init`` the checkpoint's config, each overridden by a flag given; ``max_positions`` and ``name`` from
+    the training length. ``ValueError``/``TypeError`` on a bad combination, naming the :class:`LMConfig` field;
+    ``FileNotFoundError`` for an ``--init`` that is not a checkpoint."""
+    from longctx_lab.model import LMConfig, load_model
     from longctx_lab.tasks import VOCAB
 
     d = _train_defaults()
     seq_len = args.seq_len if args.seq_len is not None else d["seq_len"]
     hi = seq_len[1] if isinstance(seq_len, tuple) else seq_len
     task = args.task or d["task"]
-    return LMConfig(vocab_size=VOCAB.size, d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
-                    n_kv_heads=args.kv_heads, head_dim=args.head_dim, mlp=args.mlp, mlp_hidden=args.mlp_hidden,
-                    rope_base=args.rope_base, sliding_window=args.window,
-                    max_positions=args.max_positions or hi, name=args.name or f"{task}-{hi}")
+    if args.init is not None:
+        try:
+            fields = load_model(args.init).config.to_dict()
+        except (OSError, ValueError) as e:
+            raise FileNotFoundError(f"init must be a checkpoint directory written by save_model, got {args.init!r} "
+                                    f"({e})") from e
+    else:
+        fields = {"vocab_size": VOCAB.size, **{name: default for name, default in SHAPE_FLAGS.values()}}
+    for flag, (name, _) in SHAPE_FLAGS.items():
+        if getattr(args, flag) is not None:
+            fields[name] = getattr(args, flag)
+    fields["max_positions"] = args.max_positions or hi
+    if args.name is not None or args.init is None:  # train() requires init's name (it compares every field)
+        fields["name"] = args.name or f"{task}-{hi}"
+    return LMConfig.from_dict(fields)
 
 
 def check_task_input(task: str, task_options: dict | None, seq_len) -> str | None:
@@ -221,6 +244,8 @@ def run(args) -> int:
     command = command_line("train", args)
     try:
         config = build_config(args)
+    except FileNotFoundError as e:
+        return _fail(f"argument --init: {e}")
     except (TypeError, ValueError) as e:
         return _fail(f"model shape (--d-model/--layers/--heads/--kv-heads/--head-dim/--window...): {e}")
     options = {"task": args.task, "seq_len": args.seq_len, "steps": args.steps, "batch_size": args.batch_size,
