@@ -37,10 +37,11 @@ import torch
 
 from longctx_lab._validate import check_bool, check_int, check_number, check_optional_int, check_qkv
 from longctx_lab.attention.mask_predicates import MaskPredicate, attention_predicate
-from longctx_lab.attention.online_softmax import empty_state, finalize, update_state
+from longctx_lab.attention.online_softmax import SoftmaxState, _safe_max, finalize
 
 __all__ = [
     "TiledAttention",
+    "default_block_sizes",
     "flash_block_sizes",
     "key_block_range",
     "standard_attention_hbm_bytes",
@@ -128,17 +129,73 @@ def _rows(x_grouped: torch.Tensor, qs: int, qe: int) -> torch.Tensor:
     return x_grouped[:, :, qs:qe].reshape(bk, g * (qe - qs), d)
 
 
-# Below this many multiply-adds per tile product, splitting one op across threads costs more than it
-# saves: each op opens an OpenMP parallel region, and on a busy machine a region waits for its slowest
-# thread. Measured here (2 cores, other work running): one thread made the n = 2048 forward 10x faster.
-_PARALLEL_TILE_WORK = 1 << 21
+#: CPU tile sizes used when ``block_q``/``block_k`` are not given (see :func:`default_block_sizes`).
+CPU_BLOCK_Q = 256
+CPU_BLOCK_K = 512
+
+
+def default_block_sizes(q_len: int, kv_len: int) -> tuple[int, int]:
+    """``(block_q, block_k)`` the torch path uses when none are given: ``(256, 512)``, clipped to the lengths.
+
+    The rule is about a CPU, not an SRAM budget (compare :func:`flash_block_sizes`): a tile should be
+    large enough that its two matrix products dominate the handful of elementwise passes and the
+    Python dispatch of each tile, and small enough that a score tile (``group * block_q * block_k``
+    floats per KV head, 512 KiB for one head) stays in the core's L2 cache. At n = 8192 these sizes
+    cut the tiles to visit by 32x against 64 x 64; the extra work on the causal diagonal (about
+    ``block_k / 2`` wasted keys per row) is a few percent of the whole. Short sequences get one tile.
+    """
+    q_len = check_int("q_len", q_len, minimum=1)
+    kv_len = check_int("kv_len", kv_len, minimum=1)
+    return min(CPU_BLOCK_Q, q_len), min(CPU_BLOCK_K, kv_len)
+
+
+def _blocks(q, k, block_q, block_k):
+    dq, dk = default_block_sizes(q.shape[2], k.shape[2])
+    return (dq if block_q is None else block_q), (dk if block_k is None else block_k)
+
+
+# --- Thread policy ---------------------------------------------------------------------------------
+# One decision for both passes: the tiles are shared out among ``torch.get_num_threads()`` Python
+# worker threads, and every torch op inside a worker runs single-threaded. Splitting each op across
+# OpenMP threads instead opens one parallel region per op, and on a busy machine every region waits
+# for its slowest thread (measured on 2 shared cores: 5x slower than one thread). Torch ops release
+# the GIL, so the workers do run in parallel. The work is split statically (by a deterministic
+# longest-first rule), so a run's result depends only on the inputs and the thread count.
+
+_POOL: dict = {}
+
+
+def _single_threaded():
+    torch.set_num_threads(1)
+
+
+def _pool(workers: int):
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers not in _POOL:
+        before = torch.get_num_threads()
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tiled-attention",
+                                  initializer=_single_threaded)
+        list(pool.map(lambda _: None, range(workers)))  # start them now
+        torch.set_num_threads(before)  # the initializer touched the process-wide default too
+        _POOL[workers] = pool
+    return _POOL[workers]
+
+
+def _split(costs: list[int], workers: int) -> list[list[int]]:
+    """Task indices per worker, longest task first to the least loaded worker (ties: lowest index)."""
+    loads, parts = [0] * workers, [[] for _ in range(workers)]
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        w = min(range(workers), key=lambda w: (loads[w], w))
+        loads[w] += costs[i]
+        parts[w].append(i)
+    return [sorted(p) for p in parts if p]
 
 
 @contextlib.contextmanager
-def _threads_for(tile_work: int):
-    """Run tile-sized ops single-threaded when the tiles are small; restore the thread count after."""
+def _one_thread():
     before = torch.get_num_threads()
-    if tile_work >= _PARALLEL_TILE_WORK or before == 1:
+    if before == 1:
         yield
         return
     torch.set_num_threads(1)
@@ -148,44 +205,85 @@ def _threads_for(tile_work: int):
         torch.set_num_threads(before)
 
 
+def _run(run_part, costs: list[int]) -> list:
+    """``run_part(indices)`` for each worker's share of the tasks; returns the parts' results in order."""
+    workers = min(torch.get_num_threads(), len(costs))
+    if workers <= 1 or sum(costs) < _PARALLEL_WORK:
+        with _one_thread():
+            return [run_part(list(range(len(costs))))]
+    parts = _split(costs, workers)
+    futures = [_pool(workers).submit(run_part, part) for part in parts]
+    return [f.result() for f in futures]
+
+
+_LOG2E = 1.0 / math.log(2.0)
+_LN2 = math.log(2.0)
+
+#: Below this many multiply-adds in all, the pool's hand-off costs more than a second thread saves.
+_PARALLEL_WORK = 1 << 24
+
+
 def _forward(q, k, v, causal, window, scale, block_q, block_k):
     """Validated inputs -> ``(out, lse)`` with ``lse`` in the accumulation dtype.
 
     Works on ``(batch * kv_heads, rows, head_dim)`` blocks so every product is one batched matmul.
+    The online-softmax step is :func:`~longctx_lab.attention.online_softmax.update_state` written
+    in place (same formulas, so the same NaN and empty-row behaviour), on a score tile that is
+    reused as the probability tile.
     """
     batch, heads, q_len, head_dim = q.shape
     kv_heads, kv_len = k.shape[1], k.shape[2]
     group = heads // kv_heads
+    bk = batch * kv_heads
     acc = _acc_dtype(q.dtype)
     offset = kv_len - q_len
     qg = _grouped(q, kv_heads, acc)
-    k3 = k.reshape(batch * kv_heads, kv_len, head_dim).to(acc)
-    v3 = v.reshape(batch * kv_heads, kv_len, head_dim).to(acc)
-    out = torch.empty(batch * kv_heads, group, q_len, head_dim, dtype=q.dtype, device=q.device)
-    lse = torch.empty(batch * kv_heads, group, q_len, dtype=acc, device=q.device)
+    k3 = k.reshape(bk, kv_len, head_dim).to(acc)
+    v3 = v.reshape(bk, kv_len, head_dim).to(acc)
+    out = torch.empty(bk, group, q_len, head_dim, dtype=q.dtype, device=q.device)
+    lse = torch.empty(bk, group, q_len, dtype=acc, device=q.device)
     pred = attention_predicate(causal=causal, window=window)
+    q_blocks = []
     for qs in range(0, q_len, block_q):
         qe = min(qs + block_q, q_len)
-        rows = qe - qs
-        q_tile = _rows(qg, qs, qe) * scale  # (BK, group * rows, D), scale folded in once per block
-        state = empty_state((batch * kv_heads, group * rows), head_dim, dtype=acc, device=q.device)
-        first, last = _key_blocks(pred, qs, qe, offset, kv_len, block_k)
-        for kb in range(first, last):
-            ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
-            scores = torch.bmm(q_tile, k3[:, ks:ke].transpose(1, 2))  # one tile of S, never more
-            keep = _tile_keep(pred, qs, qe, ks, ke, offset, q.device)
-            if keep is not None:
-                scores = scores.masked_fill(~keep.repeat(group, 1), float("-inf"))
-            state = update_state(state, scores, v3[:, ks:ke])
-        o_tile, lse_tile = finalize(state)
-        out[:, :, qs:qe] = o_tile.reshape(batch * kv_heads, group, rows, head_dim).to(q.dtype)
-        lse[:, :, qs:qe] = lse_tile.reshape(batch * kv_heads, group, rows)
+        q_blocks.append((qs, qe, *_key_blocks(pred, qs, qe, offset, kv_len, block_k)))
+
+    def run_part(indices):
+        for i in indices:
+            qs, qe, first, last = q_blocks[i]
+            rows = qe - qs
+            # Scores in base 2 (scale * log2(e) folded into Q once per block): exp2 is several times
+            # cheaper than exp on a CPU, and exp2(x log2 e) = exp(x).
+            q_tile = _rows(qg, qs, qe) * (scale * _LOG2E)  # (BK, group * rows, D)
+            m = torch.full((bk, group * rows), float("-inf"), dtype=acc, device=q.device)
+            l = torch.zeros(bk, group * rows, dtype=acc, device=q.device)
+            o = torch.zeros(bk, group * rows, head_dim, dtype=acc, device=q.device)
+            for kb in range(first, last):
+                ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
+                s = torch.bmm(q_tile, k3[:, ks:ke].transpose(1, 2))  # one tile of S, never more
+                keep = _tile_keep(pred, qs, qe, ks, ke, offset, q.device)
+                if keep is not None:
+                    s.masked_fill_(~keep.repeat(group, 1), float("-inf"))
+                m_new = torch.maximum(m, s.amax(dim=-1))
+                m_safe = _safe_max(m_new)
+                alpha = torch.exp2(m - m_safe)  # 0 for rows that had seen nothing (m = -inf)
+                p = s.sub_(m_safe[..., None]).exp2_()
+                l = l.mul_(alpha).add_(p.sum(dim=-1))
+                o = o.mul_(alpha[..., None]).baddbmm_(p, v3[:, ks:ke])
+                m = m_new
+            # finalize's lse = m + log(l) with m in natural-log units: m ln 2.
+            o_tile, lse_tile = finalize(SoftmaxState(m * _LN2, l, o))
+            out[:, :, qs:qe] = o_tile.reshape(bk, group, rows, head_dim).to(q.dtype)
+            lse[:, :, qs:qe] = lse_tile.reshape(bk, group, rows)
+
+    _run(run_part, [_block_work(bk * group, qe - qs, last - first, block_k, head_dim)
+                    for qs, qe, first, last in q_blocks])
     return out.reshape(batch, heads, q_len, head_dim), lse.reshape(batch, heads, q_len)
 
 
-def _tile_work(q: torch.Tensor, k: torch.Tensor, block_q: int, block_k: int) -> int:
-    """Multiply-adds of one tile product over all (batch, head) pairs: the size of each batched op."""
-    return q.shape[0] * q.shape[1] * min(block_q, q.shape[2]) * min(block_k, k.shape[2]) * q.shape[3]
+def _block_work(pairs: int, rows: int, key_blocks: int, block_k: int, head_dim: int) -> int:
+    """Multiply-adds of one query block against ``key_blocks`` key blocks: the scheduler's cost."""
+    return pairs * rows * key_blocks * block_k * head_dim
 
 
 def _public_lse(lse: torch.Tensor) -> torch.Tensor:
@@ -200,8 +298,8 @@ def tiled_attention_forward(
     causal: bool = False,
     window: int | None = None,
     scale: float | None = None,
-    block_q: int = 64,
-    block_k: int = 64,
+    block_q: int | None = None,
+    block_k: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """FlashAttention forward: ``(out, lse)`` without ever building the ``q_len x kv_len`` matrix.
 
@@ -218,8 +316,9 @@ def tiled_attention_forward(
     :func:`tiled_attention` for autograd.
     """
     check_qkv(q, k, v)
+    block_q, block_k = _blocks(q, k, block_q, block_k)
     causal, window, scale, block_q, block_k = _check_options(causal, window, scale, block_q, block_k, q.shape[-1])
-    with torch.no_grad(), _threads_for(_tile_work(q, k, block_q, block_k)):
+    with torch.no_grad():
         out, lse = _forward(q, k, v, causal, window, scale, block_q, block_k)
     return out, _public_lse(lse)
 
@@ -240,47 +339,62 @@ def _backward(q, k, v, out, lse, dout, causal, window, scale, block_q, block_k):
     dog = _grouped(dout, kv_heads, acc)
     k3 = k.reshape(bk, kv_len, head_dim).to(acc)
     v3 = v.reshape(bk, kv_len, head_dim).to(acc)
-    dq = torch.zeros(bk, group, q_len, head_dim, dtype=acc, device=q.device)
     dk = torch.empty(bk, kv_len, head_dim, dtype=acc, device=q.device)
     dv = torch.empty(bk, kv_len, head_dim, dtype=acc, device=q.device)
 
     pred = attention_predicate(causal=causal, window=window)
+    # Per query block, contiguous once: Q_i scaled by scale * log2(e) (scores in base 2, for exp2; see
+    # _forward), dO_i, the LSE in base 2 and delta_i.
     q_blocks = []
     for qs in range(0, q_len, block_q):
         qe = min(qs + block_q, q_len)
-        q_blocks.append((qs, qe, *_key_blocks(pred, qs, qe, offset, kv_len, block_k)))
+        rows = group * (qe - qs)
+        q_blocks.append((qs, qe, *_key_blocks(pred, qs, qe, offset, kv_len, block_k),
+                         _rows(qg, qs, qe) * (scale * _LOG2E), _rows(dog, qs, qe).contiguous(),
+                         lse[:, :, qs:qe].reshape(bk, rows, 1) * _LOG2E, delta[:, :, qs:qe].reshape(bk, rows, 1)))
+    n_kb = -(-kv_len // block_k)
+    visits = [[i for i, b in enumerate(q_blocks) if b[2] <= kb < b[3]] for kb in range(n_kb)]
 
     # Outer loop over key blocks (as the FlashAttention-2 backward kernel): dK_j and dV_j stay in
-    # fast memory while the query blocks that see key block j stream past; dQ is accumulated.
-    for kb in range(-(-kv_len // block_k)):
-        ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
-        k_tile, v_tile = k3[:, ks:ke], v3[:, ks:ke]
-        dk_tile = torch.zeros_like(k_tile)
-        dv_tile = torch.zeros_like(v_tile)
-        for qs, qe, first, last in q_blocks:
-            if not first <= kb < last:
-                continue  # this tile was skipped in the forward pass too
-            rows = qe - qs
-            q_tile = _rows(qg, qs, qe)
-            do_tile = _rows(dog, qs, qe)
-            lse_tile = lse[:, :, qs:qe].reshape(bk, group * rows, 1)
-            delta_tile = delta[:, :, qs:qe].reshape(bk, group * rows, 1)
-            scores = torch.bmm(q_tile * scale, k_tile.transpose(1, 2))
-            p = torch.exp(scores - lse_tile)  # recomputed probabilities P_ij
-            dp = torch.bmm(do_tile, v_tile.transpose(1, 2))  # dP = dO_i V_j^T
-            ds = p * (dp - delta_tile)  # dS = P * (dP - delta_i)
-            keep = _tile_keep(pred, qs, qe, ks, ke, offset, q.device)
-            if keep is not None:
-                # Masked entries are exactly 0 in P and dS: select, not multiply, so that a NaN row (NaN LSE and
-                # delta) or a NaN key reaches no gradient through a masked entry.
-                hide = ~keep.repeat(group, 1)
-                p = p.masked_fill(hide, 0.0)
-                ds = ds.masked_fill(hide, 0.0)
-            dv_tile += torch.bmm(p.transpose(1, 2), do_tile)  # dV_j += P^T dO_i
-            dq[:, :, qs:qe] += (torch.bmm(ds, k_tile) * scale).reshape(bk, group, rows, head_dim)
-            dk_tile += torch.bmm(ds.transpose(1, 2), q_tile) * scale  # dK_j += scale dS^T Q_i
-        dk[:, ks:ke] = dk_tile
-        dv[:, ks:ke] = dv_tile
+    # fast memory while the query blocks that see key block j stream past; dQ is accumulated, one
+    # buffer per worker thread (summed at the end) so that no two threads add into the same rows.
+    def run_part(kbs):
+        dq_part = [None] * len(q_blocks)
+        for kb in kbs:
+            ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
+            k_tile, v_tile = k3[:, ks:ke], v3[:, ks:ke]
+            dk_tile = torch.zeros_like(k_tile)
+            dv_tile = torch.zeros_like(v_tile)
+            for i in visits[kb]:
+                qs, qe, _, _, q_tile, do_tile, lse_tile, delta_tile = q_blocks[i]
+                p = torch.bmm(q_tile, k_tile.transpose(1, 2)).sub_(lse_tile).exp2_()  # recomputed P_ij
+                ds = torch.bmm(do_tile, v_tile.transpose(1, 2)).sub_(delta_tile).mul_(p)  # P * (dO V^T - delta)
+                keep = _tile_keep(pred, qs, qe, ks, ke, offset, q.device)
+                if keep is not None:
+                    # Masked entries are exactly 0 in P and dS: select, not multiply, so that a NaN row (NaN LSE and
+                    # delta) or a NaN key reaches no gradient through a masked entry.
+                    hide = ~keep.repeat(group, 1)
+                    p.masked_fill_(hide, 0.0)
+                    ds.masked_fill_(hide, 0.0)
+                dv_tile.baddbmm_(p.transpose(1, 2), do_tile)  # dV_j += P^T dO_i
+                dk_tile.baddbmm_(ds.transpose(1, 2), q_tile)  # dK_j += dS^T (scale Q_i) / ln 2 (below)
+                if dq_part[i] is None:
+                    dq_part[i] = torch.bmm(ds, k_tile)
+                else:
+                    dq_part[i].baddbmm_(ds, k_tile)  # dQ_i += dS K_j (times scale below)
+            dk[:, ks:ke] = dk_tile.mul_(_LN2)
+            dv[:, ks:ke] = dv_tile
+        return dq_part
+
+    work = [sum(_block_work(bk * group, q_blocks[i][1] - q_blocks[i][0], 1, block_k, head_dim) for i in visits[kb])
+            for kb in range(n_kb)]
+    parts = _run(run_part, work)
+    dq = torch.zeros(bk, group, q_len, head_dim, dtype=acc, device=q.device)
+    for i, (qs, qe, *_) in enumerate(q_blocks):
+        for part in parts:
+            if part[i] is not None:
+                dq[:, :, qs:qe] += part[i].reshape(bk, group, qe - qs, head_dim)
+    dq = dq.mul_(scale)
     # A row that saw no key has dQ 0, even where 0 * NaN (a NaN value in a visited tile) reached it.
     dq = dq.masked_fill(torch.isposinf(lse)[..., None], 0.0)
     dq = dq.reshape(batch, heads, q_len, head_dim).to(q.dtype)
@@ -298,8 +412,8 @@ def tiled_attention_backward(
     causal: bool = False,
     window: int | None = None,
     scale: float | None = None,
-    block_q: int = 64,
-    block_k: int = 64,
+    block_q: int | None = None,
+    block_k: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """FlashAttention-2 backward: ``(dq, dk, dv)`` recomputed tile by tile from the saved LSE.
 
@@ -319,6 +433,7 @@ def tiled_attention_backward(
     heads that share each KV head. Gradients come back in the input dtypes.
     """
     check_qkv(q, k, v)
+    block_q, block_k = _blocks(q, k, block_q, block_k)
     causal, window, scale, block_q, block_k = _check_options(causal, window, scale, block_q, block_k, q.shape[-1])
     for name, t, shape in (("out", out, q.shape), ("dout", dout, q.shape), ("lse", lse, q.shape[:3])):
         if not isinstance(t, torch.Tensor):
@@ -329,7 +444,7 @@ def tiled_attention_backward(
             raise ValueError(f"{name} must be on {q.device} like q, got {t.device}")
         if not t.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
-    with torch.no_grad(), _threads_for(_tile_work(q, k, block_q, block_k)):
+    with torch.no_grad():
         return _backward(q, k, v, out, lse, dout, causal, window, scale, block_q, block_k)
 
 
@@ -341,8 +456,7 @@ class TiledAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, causal, window, scale, block_q, block_k):
-        with _threads_for(_tile_work(q, k, block_q, block_k)):
-            out, lse = _forward(q, k, v, causal, window, scale, block_q, block_k)
+        out, lse = _forward(q, k, v, causal, window, scale, block_q, block_k)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.options = (causal, window, scale, block_q, block_k)
         public_lse = _public_lse(lse)
@@ -353,9 +467,7 @@ class TiledAttention(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, dout, _dlse):
         q, k, v, out, lse = ctx.saved_tensors
-        block_q, block_k = ctx.options[3:]
-        with _threads_for(_tile_work(q, k, block_q, block_k)):
-            dq, dk, dv = _backward(q, k, v, out, lse, dout, *ctx.options)
+        dq, dk, dv = _backward(q, k, v, out, lse, dout, *ctx.options)
         return dq, dk, dv, None, None, None, None, None
 
 
@@ -367,8 +479,8 @@ def tiled_attention(
     causal: bool = False,
     window: int | None = None,
     scale: float | None = None,
-    block_q: int = 64,
-    block_k: int = 64,
+    block_q: int | None = None,
+    block_k: int | None = None,
     return_lse: bool = False,
 ):
     """Differentiable tiled attention (FlashAttention-2 forward and backward in torch).
@@ -379,6 +491,7 @@ def tiled_attention(
     :func:`tiled_attention_backward`; double backward is not supported.
     """
     check_qkv(q, k, v)
+    block_q, block_k = _blocks(q, k, block_q, block_k)
     causal, window, scale, block_q, block_k = _check_options(causal, window, scale, block_q, block_k, q.shape[-1])
     check_bool("return_lse", return_lse)
     out, lse = TiledAttention.apply(q, k, v, causal, window, scale, block_q, block_k)

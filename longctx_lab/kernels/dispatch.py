@@ -6,18 +6,30 @@ Which implementation runs (``backend="auto"``):
   (bfloat16 needs sm_80 or newer; on older GPUs bfloat16 goes to the PyTorch path).
 - CPU tensors in a process where ``TRITON_INTERPRET=1`` was set before ``triton`` was imported:
   the same Triton kernels, executed by the Triton interpreter (slow; for tests and tiny demos).
-- float64 (any device), and everything else: the tiled PyTorch implementation,
-  :func:`longctx_lab.attention.tiled.tiled_attention` (same algorithm, same semantics). The Triton
-  kernels have no float64: ``backend="triton"`` refuses it with a ``TypeError``.
+- CPU tensors otherwise (float16, bfloat16, float32), where PyTorch's fused CPU FlashAttention kernel
+  (the one SDPA runs, ``torch.ops.aten._scaled_dot_product_flash_attention_for_cpu``, which also
+  returns the LSE and has a backward) computes exactly the same thing: no ``window``, and either not
+  ``causal`` or ``causal`` with ``q_len == kv_len`` (SDPA's causal mask is top-left aligned, which is the
+  bottom-right alignment only for a square), and no NaN in ``q``, ``k`` or ``v`` (checked per call,
+  one ``isnan`` pass over the inputs). Reported as ``"torch-sdpa"``. GQA: K/V are expanded to the query
+  heads (``repeat_interleave``, query head ``h`` reads KV head ``h // group``); autograd sums the
+  expanded heads' gradients back over each group. It is there for speed: training a small model on
+  a CPU spends most of its time in attention, and the fused kernel is the fastest on this path.
+- float64 (any device), and everything else (windows, ``causal`` with ``q_len != kv_len``, inputs with
+  a NaN): the tiled PyTorch implementation, :func:`longctx_lab.attention.tiled.tiled_attention` (same
+  algorithm as the kernels, same semantics), reported as ``"torch"``. The Triton kernels have no
+  float64: ``backend="triton"`` refuses it with a ``TypeError``.
 
-``backend="triton"`` or ``"torch"`` forces one of them (``"triton"`` raises when it cannot run).
-Every path validates the arguments the same way and raises the same errors.
+``backend="triton"`` or ``"torch"`` forces one of them (``"triton"`` raises when it cannot run;
+``"torch"`` is always the tiled reference, never SDPA). Every path validates the arguments the same
+way and raises the same errors.
 
-Shapes, GQA mapping, bottom-right alignment, windows, the LSE, rows that see no key and NaN follow
-docs/conventions.md on every path. What is particular to the dispatcher:
-
-- ``head_dim`` is 16, 32, 64 or 128; dtypes float16, bfloat16, float32, and float64 on the PyTorch path.
-- ``scale`` defaults to ``1 / sqrt(head_dim)``; the LSE is float32 (float64 for float64 inputs).
+Why inputs with a NaN never take the SDPA route: what a NaN reaches is then decided by one
+implementation, the tiled reference, whose rules (docs/conventions.md and its module docstring) the
+NaN tests pin down on every path. The fused kernel is not worse by the conventions' letter (measured:
+a NaN in ``v`` at key 20 of a causal 40 x 40 makes all 40 output rows NaN through ``0 * NaN``, as a
+dense computation does), but it is a second behaviour to promise; one ``isnan`` pass is cheap.
+On NaN-free inputs the two paths agree to rounding.
 """
 
 from __future__ import annotations
@@ -44,6 +56,8 @@ SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 #: What the Triton kernels take (compiled or interpreted); float64 runs only on the PyTorch path.
 TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 BACKENDS = ("auto", "triton", "torch")
+#: What the CPU's fused SDPA route takes (float64 stays on the tiled path, the float64 reference).
+SDPA_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 #: The interpreter bug behind the bf16 refusal (tl.dot on bf16 returns wrong values, no error).
 BF16_INTERPRETER_ISSUE = "https://github.com/triton-lang/triton/issues/11584"
@@ -79,13 +93,25 @@ def _validate(q, k, v, causal, window, scale, backend):
     return window, scale
 
 
-def select_backend(q: torch.Tensor, backend: str = "auto") -> str:
-    """Name of the implementation :func:`flash_attention` would run for ``q``.
+def select_backend(
+    q: torch.Tensor,
+    backend: str = "auto",
+    *,
+    k: torch.Tensor | None = None,
+    v: torch.Tensor | None = None,
+    causal: bool = False,
+    window: int | None = None,
+) -> str:
+    """Name of the implementation :func:`flash_attention` would run for ``q`` (and ``k``, ``v``, the mask).
 
-    Returns ``"triton"`` (compiled, CUDA), ``"triton-interpreter"`` (CPU, ``TRITON_INTERPRET=1``) or
-    ``"torch"`` (always for float64). Raises ``ValueError`` when ``backend="triton"`` cannot run on this
-    input, ``TypeError`` for float64 with ``backend="triton"``, and ``TypeError`` for bfloat16 under the
-    interpreter (it would silently return wrong values).
+    Returns ``"triton"`` (compiled, CUDA), ``"triton-interpreter"`` (CPU, ``TRITON_INTERPRET=1``),
+    ``"torch-sdpa"`` (CPU, PyTorch's fused kernel: see the module docstring for when) or ``"torch"``
+    (the tiled path; always for float64 and for ``backend="torch"``). The SDPA route depends on ``k``'s
+    length, ``causal``, ``window`` and on NaN in the inputs, so it is reported only when ``k`` and ``v``
+    are given; with ``q`` alone the answer is ``"torch"`` where the PyTorch family runs. Raises
+    ``ValueError`` when ``backend="triton"`` cannot run on this input, ``TypeError`` for float64 with
+    ``backend="triton"``, and ``TypeError`` for bfloat16 under the interpreter (it would silently return
+    wrong values).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -122,7 +148,30 @@ def select_backend(q: torch.Tensor, backend: str = "auto") -> str:
             f"{'available' if triton_available() else 'not importable'}, interpreter "
             f"{'on' if interpreted else 'off'}"
         )
+    if k is not None and v is not None and _sdpa_computes_the_same(q, k, v, causal, window):
+        return "torch-sdpa"
     return "torch"
+
+
+def _sdpa_computes_the_same(q, k, v, causal, window) -> bool:
+    """True when the fused CPU kernel gives what the tiled path gives (module docstring): CPU, a dtype
+    it takes, no window, a top-left causal mask equal to the bottom-right one, and no NaN input."""
+    if q.device.type != "cpu" or q.dtype not in SDPA_DTYPES or window is not None:
+        return False
+    if causal and q.shape[2] != k.shape[2]:
+        return False
+    return not bool(q.isnan().any() or k.isnan().any() or v.isnan().any())
+
+
+def _sdpa_attention(q, k, v, causal, scale):
+    """``(out, lse)`` from PyTorch's fused CPU FlashAttention kernel; GQA by expanding K/V to the query heads."""
+    group = q.shape[1] // k.shape[1]
+    if group > 1:
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, k, v, 0.0, causal, attn_mask=None, scale=scale
+    )
+    return out, lse.detach().to(torch.float32).contiguous()
 
 
 def flash_attention_with_lse(
@@ -143,7 +192,9 @@ def flash_attention_with_lse(
     masks, GQA and alignment.
     """
     window, scale = _validate(q, k, v, causal, window, scale, backend)
-    chosen = select_backend(q, backend)
+    chosen = select_backend(q, backend, k=k, v=v, causal=causal, window=window)
+    if chosen == "torch-sdpa":
+        return _sdpa_attention(q, k, v, causal, scale)
     if chosen == "torch":
         out, lse = tiled_attention(q, k, v, causal=causal, window=window, scale=scale, return_lse=True)
         return out, lse
