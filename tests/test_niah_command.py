@@ -4,6 +4,7 @@ input exits 2 before any work, with one line naming the argument."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 
@@ -20,12 +21,20 @@ GRID = ["--lengths", "16,24", "--depths", "0,1", "--trials", "2", "--no-progress
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A random tiny LM saved as `longctx-lab train` would, trained (says its metadata) on 2-digit passkeys."""
-    model = TinyLM(LMConfig(vocab_size=VOCAB.size, d_model=16, n_layers=1, n_heads=2, max_positions=16), seed=3)
+    """A random tiny LM saved as `longctx-lab train` would, trained (says its metadata) on 2-digit passkeys. Its
+    large init_std makes its greedy answers depend on positions and windows (0.02 answers one constant token)."""
+    config = LMConfig(vocab_size=VOCAB.size, d_model=16, n_layers=1, n_heads=2, max_positions=16, init_std=0.5)
+    model = TinyLM(config, seed=3)
     directory = tmp_path_factory.mktemp("niah-command") / "ck"
     save_model(model, directory, metadata={"train": {"task": "passkey", "task_options": {"n_digits": 2}},
                                            "command": "test"})
     return model, directory
+
+
+def _predictions(model, lengths=(16, 24)):
+    result = run_niah(TinyLMAdapter(model.eval()), "passkey", lengths=list(lengths), depths=[0.0, 1.0], trials=2,
+                      show_progress=False, n_digits=2)
+    return [r["prediction"] for r in result.records]
 
 
 def _run(argv, capsys):
@@ -62,10 +71,18 @@ def test_rope_yarn_is_applied_at_inference(checkpoint, tmp_path, capsys):
     scaled = TinyLM(model.config)
     scaled.load_state_dict(model.state_dict())
     scaled.set_rope(model.config.with_rope("yarn", factor=2.0, original_max_position_embeddings=16))
-    direct = run_niah(TinyLMAdapter(scaled.eval()), "passkey", lengths=[16, 24], depths=[0.0, 1.0], trials=2,
-                      show_progress=False, n_digits=2)
-    written = load_json(tmp_path / "yarn.json")
-    assert [r["prediction"] for r in written.records] == [r["prediction"] for r in direct.records]
+    written = [r["prediction"] for r in load_json(tmp_path / "yarn.json").records]
+    assert written == _predictions(scaled) and written != _predictions(model)
+
+
+def test_window_is_applied_at_inference(checkpoint, tmp_path, capsys):
+    model, directory = checkpoint
+    code, _, _ = _run(["niah", "--checkpoint", str(directory), *GRID, "--window", "6", "--out", str(tmp_path / "w")],
+                      capsys)
+    windowed = TinyLM(dataclasses.replace(model.config, sliding_window=6))
+    windowed.load_state_dict(model.state_dict())
+    written = [r["prediction"] for r in load_json(tmp_path / "w.json").records]
+    assert code == 0 and written == _predictions(windowed) and written != _predictions(model)
 
 
 def test_rope_dynamic_runs_one_length_at_a_time(checkpoint, tmp_path, capsys):
@@ -78,9 +95,8 @@ def test_rope_dynamic_runs_one_length_at_a_time(checkpoint, tmp_path, capsys):
     scaled = TinyLM(model.config)
     scaled.load_state_dict(model.state_dict())
     scaled.set_rope(model.config.with_rope("dynamic", factor=2.0, max_position_embeddings=16, seq_len=28))
-    direct = run_niah(TinyLMAdapter(scaled.eval()), "passkey", lengths=[24], depths=[0.0, 1.0], trials=2,
-                      show_progress=False, n_digits=2)
-    assert [r["prediction"] for r in written.records if r["length"] == 24] == [r["prediction"] for r in direct.records]
+    at_24 = [r["prediction"] for r in written.records if r["length"] == 24]
+    assert at_24 == _predictions(scaled, [24]) and at_24 != _predictions(model, [24])
 
 
 def test_shipped_checkpoint_tiny_grid(tmp_path, capsys):

@@ -278,12 +278,14 @@ def run(args) -> int:
     else:
         from longctx_lab.model import TinyLM, load_model
 
-        base = load_model(prep["directory"], device=args.device)
+        model = base = load_model(prep["directory"], device=args.device)
         config = prep["changed"]
-        model = base if config == base.config else TinyLM(config).to(base.device)
-        if model is not base:
+        if args.window is not None:  # the layers hold their window: a new model with the same weights
+            model = TinyLM(config).to(base.device)
             model.load_state_dict(base.state_dict())
             model.eval()
+        elif args.rope is not None:
+            model.set_rope(config)
         model_name = f"tiny-lm {prep['directory']} ({base.config.name}, {base.config.n_params():,} parameters)"
         if args.window is not None:
             model_name += f", window {args.window}"
