@@ -4,7 +4,7 @@ are the production article's own quiz, answered correctly."""
 
 from longctx_lab.attention.receptive_field import receptive_field_size
 from longctx_lab.configs import MISTRAL_7B
-from longctx_lab.cost import kv_cache_bytes
+from longctx_lab.distributed.cost_model import ring_communication
 from longctx_lab.distributed.layouts import work_per_rank
 from longctx_lab.planner import plan
 from longctx_lab.quiz import ChoiceQuestion, NumericQuestion, Option, Quiz
@@ -18,7 +18,7 @@ _ZIGZAG = work_per_rank(4096, 4, "zigzag", causal=True)
 
 # One ring-attention forward of one layer: each of P ranks receives the K and V shards of the P - 1 others.
 _P, _N = 8, 131_072
-_RING_BYTES = (_P - 1) * kv_cache_bytes(_N // _P, n_layers=1, n_kv_heads=8, head_dim=128, dtype="bf16")
+_RING_BYTES = ring_communication(_N, _P, kv_heads=8, head_dim=128, dtype="bf16").forward_bytes
 
 _LLAMA8B = plan("llama-3.1-8b", context=131_072).flops_per_token
 _SCORES_SHARE = _LLAMA8B["attention_scores"] / _LLAMA8B["total"]
@@ -111,7 +111,7 @@ QUIZ = Quiz(
             explanation="Each device holds 131,072 / 8 = 16,384 tokens; over P - 1 = 7 steps it receives the other "
             "shards, each 2 (K and V) x 8 heads x 128 x 16,384 x 2 bytes = 64 MiB: 448 MiB, about 470 MB. The volume "
             "per device is (P-1)/P of the whole K/V, almost independent of P: what P buys is compute per step.",
-            computed_by="7 x kv_cache_bytes(16384, n_layers=1, n_kv_heads=8, head_dim=128, dtype='bf16')",
+            computed_by="ring_communication(131072, 8, kv_heads=8, head_dim=128, dtype='bf16').forward_bytes",
         ),
         NumericQuestion(
             prompt="Llama 3.1 8B reads token 131,072 (forward pass). What fraction (0-1) of that token's FLOPs are "
