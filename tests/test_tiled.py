@@ -325,3 +325,39 @@ def test_thread_count_is_restored():
     out = tiled_attention(q.requires_grad_(True), k, v, causal=True)
     out.sum().backward()
     assert torch.get_num_threads() == before
+
+
+def test_worker_threads_give_the_single_thread_result(monkeypatch):
+    # Enough work for the tiles to be shared out among worker threads (tiled._run): each forward block's
+    # result is computed by one worker, so out and LSE are bit-identical; dQ is summed over the workers'
+    # key blocks in another order, so equal to rounding. The caller's thread count is restored.
+    _, _, _, dout, (q, k, v) = _inputs(1, 4, 2, 600, 600, 32, torch.float32, 9)
+    kw = dict(causal=True, block_q=64, block_k=128)
+    pools = []
+    real_pool = tiled._pool
+    monkeypatch.setattr(tiled, "_pool", lambda workers: pools.append(workers) or real_pool(workers))
+    results = {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        out, lse = tiled_attention_forward(q, k, v, **kw)
+        results[threads] = (out, lse, *tiled_attention_backward(q, k, v, out, lse, dout, **kw))
+        assert torch.get_num_threads() == threads
+    torch.set_num_threads(1)
+    assert pools and set(pools) == {2}  # the 2-thread runs went through the worker pool, the 1-thread runs not
+    assert torch.equal(results[1][0], results[2][0]) and torch.equal(results[1][1], results[2][1])
+    for a, b in zip(results[1][2:], results[2][2:]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_split_is_deterministic_and_balanced():
+    parts = tiled._split([1, 1, 2, 2, 3, 3, 4, 4], 2)
+    assert parts == tiled._split([1, 1, 2, 2, 3, 3, 4, 4], 2)
+    assert sorted(i for p in parts for i in p) == list(range(8))
+    assert [sum([1, 1, 2, 2, 3, 3, 4, 4][i] for i in p) for p in parts] == [10, 10]
+
+
+def test_default_block_sizes():
+    assert tiled.default_block_sizes(8192, 8192) == (tiled.CPU_BLOCK_Q, tiled.CPU_BLOCK_K) == (256, 512)
+    assert tiled.default_block_sizes(100, 300) == (100, 300)
+    with pytest.raises(ValueError, match="q_len must be an integer >= 1, got 0"):
+        tiled.default_block_sizes(0, 5)
