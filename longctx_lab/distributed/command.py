@@ -3,8 +3,8 @@
 Public API (one line each):
 
 - ``run_ring_demo(procs=4, seq_len=256, heads=4, kv_heads=2, head_dim=32, *, batch=1, causal=True,
-  layout="zigzag", algorithm="ring", dtype="float32", backward=False, seed=0, timeout=120.0) -> RingReport``:
-  spawns ``procs`` gloo processes (:func:`.launcher.launch`), one per rank, and returns their records.
+  layout="zigzag", algorithm="ring", dtype="float32", backward=False, seed=0, warmup=1, timeout=120.0)
+  -> RingReport``: spawns ``procs`` gloo processes (:func:`.launcher.launch`), one per rank; their records.
 - ``RingReport``: ``.records`` (one :class:`RankRecord` per rank), ``.max_error`` / ``.max_grad_error`` against
   float64 attention, ``.table()``, ``_repr_html_()``, ``.to_dict()``.
 - ``RankRecord``: one rank's forward/backward wall time, memory, bytes and messages sent, attended pairs.
@@ -74,11 +74,13 @@ class RingSettings:
     dtype: str = "float32"
     backward: bool = False
     seed: int = 0
+    warmup: int = 1
 
     def check(self) -> RingSettings:
         for name in ("procs", "seq_len", "heads", "kv_heads", "head_dim", "batch"):
             check_int(name, getattr(self, name), minimum=1)
         check_int("seed", self.seed, minimum=0)
+        check_int("warmup", self.warmup, minimum=0)
         check_bool("causal", self.causal)
         check_bool("backward", self.backward)
         check_layout(self.layout)
@@ -239,13 +241,21 @@ def _rank_run(st: RingSettings) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     q, k, v = (shard(full[n], rank, world, st.layout).to(device).requires_grad_(st.backward) for n in "qkv")
     do = shard(full["do"], rank, world, st.layout).to(device)
+
+    def attend(stats):
+        if st.algorithm == "ring":
+            return ring_attention(q, k, v, causal=st.causal, layout=st.layout, stats=stats)
+        return all_gather_attention(q, k, v, causal=st.causal, layout=st.layout)
+
+    for _ in range(st.warmup):  # the first call pays one-time costs (a first autograd backward: ~2 s on CPU)
+        o = attend({})
+        if st.backward:
+            o.backward(do)
+            q.grad = k.grad = v.grad = None
     stats: dict = {}
     dist.barrier()
     t0 = time.perf_counter()
-    if st.algorithm == "ring":
-        out = ring_attention(q, k, v, causal=st.causal, layout=st.layout, stats=stats)
-    else:
-        out = all_gather_attention(q, k, v, causal=st.causal, layout=st.layout)
+    out = attend(stats)
     _sync(device)
     forward_s = time.perf_counter() - t0
     backward_s = None
@@ -315,18 +325,20 @@ def _report(st: RingSettings, per_rank: list[dict], mode: str, device: str) -> R
 
 def run_ring_demo(procs: int = 4, seq_len: int = 256, heads: int = 4, kv_heads: int = 2, head_dim: int = 32, *,
                   batch: int = 1, causal: bool = True, layout: str = "zigzag", algorithm: str = "ring",
-                  dtype: str = "float32", backward: bool = False, seed: int = 0,
+                  dtype: str = "float32", backward: bool = False, seed: int = 0, warmup: int = 1,
                   timeout: float = 120.0) -> RingReport:
     """Run ring (or all-gather) attention on ``procs`` spawned CPU processes (gloo) and report every rank.
 
     Shapes: q ``(batch, heads, seq_len, head_dim)``, k/v ``(batch, kv_heads, seq_len, head_dim)``; ``seq_len``
     must split into ``procs`` (``"plain"``) or ``2 * procs`` (``"zigzag"``) equal chunks. ``timeout`` bounds the
     whole launch in seconds (``TimeoutError`` past it; ``RuntimeError`` with the traceback if a rank fails).
+    ``warmup`` untimed runs come first on every rank (their sends are not counted). From a script, call it
+    under ``if __name__ == "__main__":`` (the ranks are started with ``spawn``, which re-imports the script).
     Returns a :class:`RingReport` (``.table()``, ``.max_error``). Bad arguments raise ``ValueError``/``TypeError``.
     """
     st = RingSettings(procs=procs, seq_len=seq_len, heads=heads, kv_heads=kv_heads, head_dim=head_dim, batch=batch,
                       causal=causal, layout=layout, algorithm=algorithm, dtype=dtype, backward=backward,
-                      seed=seed).check()
+                      seed=seed, warmup=warmup).check()
     timeout = check_number("timeout", timeout, exclusive_minimum=0)
     per_rank = launch(_rank_run, st.procs, args=(st,), timeout=timeout)
     return _report(st, per_rank, mode="spawned processes, gloo over loopback", device="cpu")
@@ -365,7 +377,8 @@ def _torchrun(st_args: dict, timeout: float) -> RingReport | None:
 def _cmd_ring(args) -> int:
     st_args = dict(procs=args.procs, seq_len=args.seq_len, heads=args.heads, kv_heads=args.kv_heads,
                    head_dim=args.head_dim, batch=args.batch, causal=args.causal, layout=args.layout,
-                   algorithm=args.algorithm, dtype=args.dtype, backward=args.backward, seed=args.seed)
+                   algorithm=args.algorithm, dtype=args.dtype, backward=args.backward, seed=args.seed,
+                   warmup=args.warmup)
     try:
         timeout = check_number("timeout", args.timeout, exclusive_minimum=0)
         if under_torchrun():
@@ -403,6 +416,7 @@ def add_parser(sub) -> None:
     p.add_argument("--dtype", default="float32", choices=tuple(DTYPES), help="tensor dtype (default float32)")
     p.add_argument("--backward", action="store_true", help="also time the backward pass and check the gradients")
     p.add_argument("--seed", type=int, default=0, help="seed of the random q, k, v (default 0)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed one (default 1)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before the run is stopped (default 120)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_ring)
