@@ -89,3 +89,19 @@ def test_torchrun_two_cpu_ranks():
     error = float(re.search(r"max \|out - reference\| = ([0-9.e+-]+)", out).group(1))
     assert error < 1e-4
     assert "ok)" in out
+
+
+def test_readme_ring_commands_parse():
+    """Every ``ring`` command in the README parses (argparse exits 2 on an unknown or bad option)."""
+    from pathlib import Path
+
+    from longctx_lab.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    lines = [line for line in readme.splitlines() if re.match(r"^(longctx-lab|torchrun) .* ring ", line + " ")
+             or line.startswith("longctx-lab ring ")]
+    assert len(lines) >= 3
+    for line in lines:
+        argv = line.replace("[--json]", "--json").split(" ring ", 1)[1].split()
+        args = build_parser().parse_args(["ring", *argv])
+        assert args.func.__module__ == "longctx_lab.distributed.command"

@@ -3,7 +3,8 @@
 Public API (one line each):
 
 - ``run_ring_demo(procs=4, seq_len=256, heads=4, kv_heads=2, head_dim=32, *, batch=1, causal=True,
-  layout="zigzag", algorithm="ring", dtype="float32", backward=False, seed=0, warmup=1, timeout=120.0)
+  layout="zigzag", algorithm="ring", dtype="float32", backward=False, seed=0, warmup=1, reference=True,
+  timeout=120.0)
   -> RingReport``: spawns ``procs`` gloo processes (:func:`.launcher.launch`), one per rank; their records.
 - ``RingReport``: ``.records`` (one :class:`RankRecord` per rank), ``.max_error`` / ``.max_grad_error`` against
   float64 attention, ``.table()``, ``_repr_html_()``, ``.to_dict()``.
@@ -75,6 +76,7 @@ class RingSettings:
     backward: bool = False
     seed: int = 0
     warmup: int = 1
+    reference: bool = True  # gather the output and compare with float64 attention (O(seq_len^2) memory)
 
     def check(self) -> RingSettings:
         for name in ("procs", "seq_len", "heads", "kv_heads", "head_dim", "batch"):
@@ -83,6 +85,7 @@ class RingSettings:
         check_int("warmup", self.warmup, minimum=0)
         check_bool("causal", self.causal)
         check_bool("backward", self.backward)
+        check_bool("reference", self.reference)
         check_layout(self.layout)
         if self.algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
@@ -130,7 +133,7 @@ class RingReport:
     mode: str
     device: str
     records: list[RankRecord]
-    max_error: float
+    max_error: float | None
     max_grad_error: float | None = None
     reference: str = "float64 naive attention over the whole sequence (longctx_lab.attention.reference)"
     notes: list[str] = field(default_factory=list)
@@ -141,7 +144,9 @@ class RingReport:
 
     @property
     def ok(self) -> bool:
-        """Every error within :data:`TOLERANCE` for the dtype."""
+        """Every error within :data:`TOLERANCE` for the dtype (True when no reference was computed)."""
+        if self.max_error is None:
+            return True
         errors = [self.max_error] + ([] if self.max_grad_error is None else [self.max_grad_error])
         return all(e <= self.tolerance for e in errors)
 
@@ -177,14 +182,20 @@ class RingReport:
         return out
 
     def footer(self) -> list[str]:
+        if self.max_error is None:
+            return ["no reference check (--no-check): the output was not gathered", *self._memory_note(),
+                    *self.notes]
         lines = [f"max |out - reference| = {self.max_error:.3g}"
                  + ("" if self.max_grad_error is None else f", max |grad - reference| = {self.max_grad_error:.3g}")
                  + f" (tolerance {self.tolerance:g} for {self.settings.dtype}: {'ok' if self.ok else 'FAILED'})",
-                 f"reference: {self.reference}",
-                 "memory: peak RSS = the process's high-water mark (ru_maxrss: interpreter, torch and the full seeded "
-                 "tensors each rank builds); RSS growth = its rise during the attention calls; shard = bytes of "
-                 "this rank's q, k, v shards, output and gradients"]
-        return lines + self.notes
+                 f"reference: {self.reference}"]
+        return lines + self._memory_note() + self.notes
+
+    @staticmethod
+    def _memory_note() -> list[str]:
+        return ["memory: peak RSS = the process's high-water mark (ru_maxrss: interpreter, torch and the full seeded "
+                "tensors each rank builds); RSS growth = its rise during the attention calls; shard = bytes of "
+                "this rank's q, k, v shards, output and gradients"]
 
     def table(self) -> str:
         rows = [self._COLUMNS, *self.rows()]
@@ -286,8 +297,10 @@ def _rank_run(st: RingSettings) -> dict:
         bytes_sent=bytes_sent, messages=messages, pairs=pairs, counted=counted, forward_bytes=forward_bytes,
         backward_bytes=backward_bytes,
     )
-    result = {"record": asdict(record), "out": out.detach().cpu()}
-    if st.backward:
+    result = {"record": asdict(record)}
+    if st.reference:
+        result["out"] = out.detach().cpu()
+    if st.backward and st.reference:
         result.update(dq=q.grad.cpu(), dk=k.grad.cpu(), dv=v.grad.cpu())
     return result
 
@@ -306,9 +319,11 @@ def _reference(st: RingSettings) -> dict[str, torch.Tensor]:
 
 
 def _report(st: RingSettings, per_rank: list[dict], mode: str, device: str) -> RingReport:
-    ref = _reference(st)
-    got = {key: unshard([r[key] for r in per_rank], st.layout).to(torch.float64) for key in ref}
-    err = {key: float((got[key] - ref[key]).abs().max()) for key in ref}
+    err: dict = {"out": None}
+    if st.reference:
+        ref = _reference(st)
+        got = {key: unshard([r[key] for r in per_rank], st.layout).to(torch.float64) for key in ref}
+        err = {key: float((got[key] - ref[key]).abs().max()) for key in ref}
     records = []
     for r in per_rank:
         rec = dict(r["record"])
@@ -319,14 +334,14 @@ def _report(st: RingSettings, per_rank: list[dict], mode: str, device: str) -> R
         notes.append("allgather: bytes are the forward's logical volume, (P - 1) x this rank's K and V shards; "
                      "gloo/NCCL choose how the collective moves them")
     return RingReport(settings=st, mode=mode, device=device, records=records, max_error=err["out"],
-                      max_grad_error=max((err[k] for k in ("dq", "dk", "dv")), default=None) if st.backward else None,
+                      max_grad_error=max((err[k] for k in ("dq", "dk", "dv") if k in err), default=None),
                       notes=notes)
 
 
 def run_ring_demo(procs: int = 4, seq_len: int = 256, heads: int = 4, kv_heads: int = 2, head_dim: int = 32, *,
                   batch: int = 1, causal: bool = True, layout: str = "zigzag", algorithm: str = "ring",
                   dtype: str = "float32", backward: bool = False, seed: int = 0, warmup: int = 1,
-                  timeout: float = 120.0) -> RingReport:
+                  reference: bool = True, timeout: float = 120.0) -> RingReport:
     """Run ring (or all-gather) attention on ``procs`` spawned CPU processes (gloo) and report every rank.
 
     Shapes: q ``(batch, heads, seq_len, head_dim)``, k/v ``(batch, kv_heads, seq_len, head_dim)``; ``seq_len``
@@ -338,7 +353,7 @@ def run_ring_demo(procs: int = 4, seq_len: int = 256, heads: int = 4, kv_heads: 
     """
     st = RingSettings(procs=procs, seq_len=seq_len, heads=heads, kv_heads=kv_heads, head_dim=head_dim, batch=batch,
                       causal=causal, layout=layout, algorithm=algorithm, dtype=dtype, backward=backward,
-                      seed=seed, warmup=warmup).check()
+                      seed=seed, warmup=warmup, reference=reference).check()
     timeout = check_number("timeout", timeout, exclusive_minimum=0)
     per_rank = launch(_rank_run, st.procs, args=(st,), timeout=timeout)
     return _report(st, per_rank, mode="spawned processes, gloo over loopback", device="cpu")
@@ -378,7 +393,7 @@ def _cmd_ring(args) -> int:
     st_args = dict(procs=args.procs, seq_len=args.seq_len, heads=args.heads, kv_heads=args.kv_heads,
                    head_dim=args.head_dim, batch=args.batch, causal=args.causal, layout=args.layout,
                    algorithm=args.algorithm, dtype=args.dtype, backward=args.backward, seed=args.seed,
-                   warmup=args.warmup)
+                   warmup=args.warmup, reference=args.check)
     try:
         timeout = check_number("timeout", args.timeout, exclusive_minimum=0)
         if under_torchrun():
@@ -416,6 +431,9 @@ def add_parser(sub) -> None:
     p.add_argument("--dtype", default="float32", choices=tuple(DTYPES), help="tensor dtype (default float32)")
     p.add_argument("--backward", action="store_true", help="also time the backward pass and check the gradients")
     p.add_argument("--seed", type=int, default=0, help="seed of the random q, k, v (default 0)")
+    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                   help="gather the output and compare with float64 attention on rank 0 / the parent (default; "
+                        "--no-check for long sequences: the reference needs seq_len^2 memory)")
     p.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed one (default 1)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before the run is stopped (default 120)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
