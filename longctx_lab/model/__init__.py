@@ -28,7 +28,7 @@ Conventions (shapes, GQA, windows, RoPE layouts, errors): docs/conventions.md.
 from longctx_lab.model.caches import CACHE_KINDS, make_caches
 from longctx_lab.model.config import MLP_KINDS, LMConfig
 from longctx_lab.model.generate import Generation, generate, recompute_logits, sample_next
-from longctx_lab.model.io import load_metadata, load_model, save_model
+from longctx_lab.model.io import load_metadata, load_model, save_model, shipped_checkpoint
 from longctx_lab.model.layers import MLP, Attention, DecoderLayer, RMSNorm
 from longctx_lab.model.transformer import TinyLM
 
@@ -49,4 +49,5 @@ __all__ = [
     "recompute_logits",
     "sample_next",
     "save_model",
+    "shipped_checkpoint",
 ]

@@ -15,7 +15,7 @@ import torch
 from longctx_lab.model.config import LMConfig
 from longctx_lab.model.transformer import TinyLM
 
-__all__ = ["FORMAT", "load_metadata", "load_model", "save_model"]
+__all__ = ["FORMAT", "load_metadata", "load_model", "save_model", "shipped_checkpoint"]
 
 FORMAT = "longctx-lab/tiny-lm"
 VERSION = 1
@@ -63,3 +63,13 @@ def load_model(directory, *, device=None) -> TinyLM:
     if device is not None:
         model = model.to(device)
     return model.eval()
+
+
+def shipped_checkpoint(name: str = "passkey-128") -> Path:
+    """The directory of a checkpoint shipped with the package (``longctx_lab/assets/checkpoints/<name>``, package
+    data: present in a wheel or a Binder install too); ``ValueError`` naming the shipped ones otherwise."""
+    root = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
+    names = sorted(d.name for d in root.iterdir() if (d / "config.json").is_file()) if root.is_dir() else []
+    if not isinstance(name, str) or name not in names:
+        raise ValueError(f"name must be one of the shipped checkpoints {names}, got {name!r}")
+    return root / name

@@ -33,7 +33,14 @@ from longctx_lab.model import LMConfig, TinyLM, load_model, save_model
 from longctx_lab.tasks import VOCAB, check_task
 from longctx_lab.train.data import IGNORE, check_seq_len, make_batch
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["PASSKEY_MODEL", "PASSKEY_RECIPE", "TrainResult", "train"]
+
+#: The shape of the course's passkey model (``LMConfig`` fields besides ``vocab_size`` and ``max_positions``):
+#: ``longctx-lab train``'s shape defaults and the chapter-6 experiments' model.
+PASSKEY_MODEL = {"d_model": 64, "n_layers": 2, "n_heads": 4, "mlp_hidden": 256}
+
+#: The training recipe, :func:`train`'s defaults (how it was chosen: the module docstring).
+PASSKEY_RECIPE = {"task": "passkey", "seq_len": 128, "steps": 300, "batch_size": 32, "lr": 3e-3, "warmup": 30}
 
 
 @dataclass
@@ -84,8 +91,10 @@ def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def train(config: LMConfig, *, task: str = "passkey", seq_len=128, steps: int = 300, batch_size: int = 32,
-          lr: float = 3e-3, warmup: int = 30, weight_decay: float = 0.0, seed: int = 0, init=None,
+def train(config: LMConfig, *, task: str = PASSKEY_RECIPE["task"], seq_len=PASSKEY_RECIPE["seq_len"],
+          steps: int = PASSKEY_RECIPE["steps"], batch_size: int = PASSKEY_RECIPE["batch_size"],
+          lr: float = PASSKEY_RECIPE["lr"], warmup: int = PASSKEY_RECIPE["warmup"], weight_decay: float = 0.0,
+          seed: int = 0, init=None,
           task_options: dict | None = None, threads: int | None = None, show_progress: bool = True) -> TrainResult:
     """Train ``config``'s model on ``task`` for ``steps`` steps of ``batch_size`` samples (module docstring).
 
