@@ -30,10 +30,11 @@ hides when ``t_comm <= t_comp``, i.e.
     s >= c* = kv_heads * b * flops_per_s / (2 * heads * w * bandwidth)
 
 ``head_dim`` and ``batch`` cancel. With multi-head attention (``kv_heads = heads``), 2-byte elements and no mask,
-``c* = flops_per_s / bandwidth``: the condition "block size >= F / B" of the Ring Attention paper (Liu, Zaharia
-and Abbeel 2023, "Ring Attention with Blockwise Transformers for Near-Infinite Context", Section 3, which counts
-the same FLOPs and bytes). GQA shrinks c* by the group size, a causal mask doubles it. The backward sends K/V
-and dK/dV (``2 * batch * kv_heads * s * head_dim * (b + b_grad)`` bytes) against 2.5x the forward FLOPs
+``c* = flops_per_s / bandwidth``: the condition "block size c >= F / B" of the Ring Attention paper (Liu, Zaharia
+and Abbeel 2023, "Ring Attention with Blockwise Transformers for Near-Infinite Context", arXiv 2310.01889), whose
+per-step count is the same, ``4 d c^2`` FLOPs against ``4 c d`` bytes of 16-bit K and V, per head. GQA shrinks
+c* by the group size, a causal mask doubles it. The backward sends K/V and dK/dV
+(``2 * batch * kv_heads * s * head_dim * (b + b_grad)`` bytes) against 2.5x the forward FLOPs
 (:mod:`longctx_lab.cost`'s convention), so ``c*_backward = kv_heads * (b + b_grad) * F / (5 * heads * w * B)``.
 (:mod:`.ring` sends the dK/dV block after the step's compute, so its own backward does not hide it; the model
 gives the ideal.)
