@@ -215,10 +215,11 @@ class RingReport:
 
 
 def _full_tensors(st: RingSettings) -> dict[str, torch.Tensor]:
-    """The seeded full q, k, v (and grad_out) every rank builds identically: float64 draws cast to ``dtype``."""
+    """The seeded full q, k, v (and, with ``backward``, grad_out ``"do"``) every rank builds identically: float64
+    draws, in that order, cast to ``dtype``."""
     g = torch.Generator().manual_seed(st.seed)
     qs, kvs = (st.batch, st.heads, st.seq_len, st.head_dim), (st.batch, st.kv_heads, st.seq_len, st.head_dim)
-    shapes = {"q": qs, "k": kvs, "v": kvs, "do": qs}
+    shapes = {"q": qs, "k": kvs, "v": kvs, "do": qs} if st.backward else {"q": qs, "k": kvs, "v": kvs}
     return {name: torch.randn(*shape, generator=g, dtype=torch.float64).to(DTYPES[st.dtype])
             for name, shape in shapes.items()}
 
@@ -251,7 +252,8 @@ def _rank_run(st: RingSettings) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     q, k, v = (shard(full[n], rank, world, st.layout).to(device).requires_grad_(st.backward) for n in "qkv")
-    do = shard(full["do"], rank, world, st.layout).to(device)
+    do = shard(full["do"], rank, world, st.layout).to(device) if st.backward else None
+    del full
 
     def attend(stats):
         if st.algorithm == "ring":
