@@ -359,5 +359,9 @@ def test_split_is_deterministic_and_balanced():
 def test_default_block_sizes():
     assert tiled.default_block_sizes(8192, 8192) == (tiled.CPU_BLOCK_Q, tiled.CPU_BLOCK_K) == (256, 512)
     assert tiled.default_block_sizes(100, 300) == (100, 300)
+    # 32 x 4 heads: the score tile of all heads is capped at CPU_TILE_ELEMENTS by halving the larger size
+    assert tiled.default_block_sizes(512, 512, 128) == (64, 128)
+    assert tiled.default_block_sizes(128, 128, 128) == (64, 128)
+    assert tiled.default_block_sizes(8192, 8192, 10**6) == (16, 16)  # never below 16
     with pytest.raises(ValueError, match="q_len must be an integer >= 1, got 0"):
         tiled.default_block_sizes(0, 5)

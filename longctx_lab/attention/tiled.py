@@ -1,8 +1,10 @@
 """FlashAttention in plain PyTorch: tiled forward with online softmax, backward by recomputation.
 
-This is the CPU path of :func:`longctx_lab.kernels.dispatch.flash_attention` and the reference
-the Triton kernels are written against: the same loops, the same block skipping, the same
-outputs (``out`` and the log-sum-exp), the same conventions.
+This is the CPU path of :func:`longctx_lab.kernels.dispatch.flash_attention` wherever PyTorch's fused
+SDPA kernel does not compute the same thing (windows, bottom-right causal with ``q_len != kv_len``,
+float64, NaN inputs; ``backend="torch"`` always), and the reference the Triton kernels are written
+against: the same loops, the same block skipping, the same outputs (``out`` and the log-sum-exp), the
+same conventions.
 
 Shapes, GQA mapping, bottom-right alignment, windows, the LSE and rows that see no key follow
 docs/conventions.md, as in the Triton kernels. What is particular to this path:
@@ -25,7 +27,17 @@ Skipped tiles cost nothing, which is where causal attention halves its work and 
 linear in the length.
 
 Precision: tiles are computed in float32 (float64 for float64 inputs), whatever the input dtype;
-the output is cast back to the input dtype.
+the output is cast back to the input dtype. Scores are kept in base 2 (``scale * log2(e)`` folded into
+Q, probabilities by ``exp2``: the same numbers as ``exp``, several times cheaper on a CPU); the LSE is
+returned in natural log as the conventions say.
+
+Speed on a CPU (the tiles are PyTorch ops, so their count and size set the cost): default tile sizes
+come from :func:`default_block_sizes` (256 x 512, smaller when many heads are batched; explicit
+``block_q``/``block_k`` always win), the online-softmax step works in place on the score tile, only the
+tiles on a causal/window edge build a mask, and the tiles are shared out among
+``torch.get_num_threads()`` worker threads that each run their ops single-threaded (see the thread
+policy below). With several threads, dQ is summed over the workers' key blocks, so it may differ
+from a one-thread run by rounding; the forward pass and dK/dV are the same bits for every thread count.
 """
 
 from __future__ import annotations
@@ -132,25 +144,37 @@ def _rows(x_grouped: torch.Tensor, qs: int, qe: int) -> torch.Tensor:
 #: CPU tile sizes used when ``block_q``/``block_k`` are not given (see :func:`default_block_sizes`).
 CPU_BLOCK_Q = 256
 CPU_BLOCK_K = 512
+#: Largest score tile, in elements over all (batch, head) pairs, that the default sizes allow (4 MiB of float32).
+CPU_TILE_ELEMENTS = 1 << 20
 
 
-def default_block_sizes(q_len: int, kv_len: int) -> tuple[int, int]:
-    """``(block_q, block_k)`` the torch path uses when none are given: ``(256, 512)``, clipped to the lengths.
+def default_block_sizes(q_len: int, kv_len: int, heads: int = 1) -> tuple[int, int]:
+    """``(block_q, block_k)`` the torch path uses when none are given, for ``heads`` query heads in all
+    (``batch * heads``: every tile product is batched over them).
 
-    The rule is about a CPU, not an SRAM budget (compare :func:`flash_block_sizes`): a tile should be
-    large enough that its two matrix products dominate the handful of elementwise passes and the
-    Python dispatch of each tile, and small enough that a score tile (``group * block_q * block_k``
-    floats per KV head, 512 KiB for one head) stays in the core's L2 cache. At n = 8192 these sizes
-    cut the tiles to visit by 32x against 64 x 64; the extra work on the causal diagonal (about
-    ``block_k / 2`` wasted keys per row) is a few percent of the whole. Short sequences get one tile.
+    Rule: start from ``(256, 512)`` clipped to the lengths; while the score tile of all heads,
+    ``heads * block_q * block_k`` elements, exceeds :data:`CPU_TILE_ELEMENTS`, halve the larger of the
+    two (``block_q`` on a tie, so ``block_k >= block_q``), never below 16. The sizes are about a CPU, not
+    an SRAM budget (compare :func:`flash_block_sizes`): a tile must be large enough that its two matrix
+    products outweigh the elementwise passes and the Python dispatch of each tile, and small enough that
+    the score tile stays in cache. On the course's 2-core machine 256 x 512 was the fastest of the sizes
+    tried for n = 8192 with 4 heads, and 64 x 128 for a batch of 32 x 4 heads at n = 512 (head dim 16);
+    ``longctx-lab bench attention`` records the times against SDPA.
     """
     q_len = check_int("q_len", q_len, minimum=1)
     kv_len = check_int("kv_len", kv_len, minimum=1)
-    return min(CPU_BLOCK_Q, q_len), min(CPU_BLOCK_K, kv_len)
+    heads = check_int("heads", heads, minimum=1)
+    block_q, block_k = min(CPU_BLOCK_Q, q_len), min(CPU_BLOCK_K, kv_len)
+    while heads * block_q * block_k > CPU_TILE_ELEMENTS and max(block_q, block_k) > 16:
+        if block_k > block_q:
+            block_k = max(16, block_k // 2)
+        else:
+            block_q = max(16, block_q // 2)
+    return block_q, block_k
 
 
 def _blocks(q, k, block_q, block_k):
-    dq, dk = default_block_sizes(q.shape[2], k.shape[2])
+    dq, dk = default_block_sizes(q.shape[2], k.shape[2], q.shape[0] * q.shape[1])
     return (dq if block_q is None else block_q), (dk if block_k is None else block_k)
 
 

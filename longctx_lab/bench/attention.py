@@ -27,12 +27,21 @@ high-water mark (``VmHWM``, reset through ``/proc/self/clear_refs`` right before
 resident set just before the call, so it counts every byte the call touched (including the
 allocator's and the thread pool's) and nothing the inputs already held; a fresh process keeps one
 implementation's freed memory from hiding another's peak. File: ``attention-cpu.json``.
+
+The same file's ``sdpa_vs_tiled`` section times SDPA (``scaled_dot_product_attention(is_causal=True)``) against
+the tiled path (:func:`~longctx_lab.attention.tiled.tiled_attention`, default tiles) where training runs them:
+forward and forward+backward, causal, float32, at n = 8192 with 4 heads of 64 (the issue's target: the tiled
+path within 2x of SDPA) and at the tiny LM's training shapes (batch 32, 4 heads of 16, n = 128 and 512). The two
+run in one process, interleaved (alternating which goes first), with the process's default torch threads; the
+medians and their ratio are recorded, so load from other processes slows both alike. ``dispatcher`` names what
+:func:`~longctx_lab.kernels.dispatch.flash_attention` runs for that shape by default (``"torch-sdpa"``: SDPA).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -43,6 +52,9 @@ GPU_IMPLS = ("triton", "sdpa-flash", "sdpa-math", "naive")
 CPU_IMPLS = ("tiled", "naive", "sdpa")
 DEFAULT_GPU_LENS = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
 DEFAULT_CPU_LENS = (512, 1024, 2048, 4096, 8192, 16384)
+#: (label, batch, heads, n, head_dim) of the SDPA vs tiled comparison: the issue's target, then the passkey
+#: model's training shapes (PASSKEY_MODEL: d_model 64, 4 heads, so head_dim 16; batch 32).
+CPU_COMPARE_SHAPES = (("target", 1, 4, 8192, 64), ("tiny-lm", 32, 4, 128, 16), ("tiny-lm", 32, 4, 512, 16))
 
 
 def add_arguments(parser) -> None:
@@ -60,6 +72,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cpu-head-dim", type=int, default=64)
     parser.add_argument("--cpu-repeats", type=int, default=2, help="timed runs per size (fastest is kept)")
     parser.add_argument("--cpu-impls", nargs="+", default=list(CPU_IMPLS), choices=CPU_IMPLS)
+    parser.add_argument("--cpu-compare-repeats", type=int, default=5,
+                        help="interleaved runs per shape in the SDPA vs tiled comparison (median kept); 0 skips it")
 
 
 def attention_flops(batch: int, heads: int, n_q: int, n_kv: int, head_dim: int, *, causal: bool,
@@ -291,6 +305,86 @@ def cpu_ratios(rows: list[dict]) -> list[dict]:
     return out
 
 
+def _load_average():
+    try:
+        return list(os.getloadavg())
+    except OSError:  # pragma: no cover - not on Linux
+        return None
+
+
+def compare_sdpa_tiled(batch: int, heads: int, n: int, head_dim: int, *, repeats: int, seed: int = 0) -> list[dict]:
+    """Forward and forward+backward seconds of SDPA and the tiled path, interleaved; one row per phase."""
+    import statistics
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    from longctx_lab.attention.tiled import tiled_attention
+    from longctx_lab.kernels.dispatch import select_backend
+
+    gen = torch.Generator().manual_seed(seed)
+    q, k, v, do = (torch.randn(batch, heads, n, head_dim, generator=gen) for _ in range(4))
+    fns = {"sdpa": lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+           "tiled": lambda q, k, v: tiled_attention(q, k, v, causal=True)}
+    rows = []
+    for phase in ("fwd", "fwd_bwd"):
+        leaves = [t.clone().requires_grad_(phase == "fwd_bwd") for t in (q, k, v)]
+
+        def call(name, leaves=leaves, phase=phase):
+            if phase == "fwd":
+                with torch.no_grad():
+                    fns[name](*leaves)
+                return
+            for t in leaves:
+                t.grad = None
+            fns[name](*leaves).backward(do)
+
+        times = {"sdpa": [], "tiled": []}
+        for name in times:
+            call(name)  # warm-up
+        for r in range(repeats):
+            for name in (("sdpa", "tiled") if r % 2 == 0 else ("tiled", "sdpa")):
+                start = time.perf_counter()
+                call(name)
+                times[name].append(time.perf_counter() - start)
+        sdpa, tiled = statistics.median(times["sdpa"]), statistics.median(times["tiled"])
+        rows.append({"phase": phase, "batch": batch, "heads": heads, "seq_len": n, "head_dim": head_dim,
+                     "causal": True, "dtype": "float32", "repeats": repeats, "sdpa_median_s": sdpa,
+                     "tiled_median_s": tiled, "tiled_over_sdpa": tiled / sdpa,
+                     "sdpa_s": times["sdpa"], "tiled_s": times["tiled"],
+                     "dispatcher": select_backend(q, k=k, v=v, causal=True)})
+    return rows
+
+
+def run_cpu_comparison(args) -> dict:
+    """The ``sdpa_vs_tiled`` section of ``attention-cpu.json`` (module docstring)."""
+    import torch
+
+    from longctx_lab.attention.tiled import default_block_sizes
+
+    before = _load_average()
+    rows = []
+    print(f"SDPA vs tiled (interleaved, median of {args.cpu_compare_repeats}, {torch.get_num_threads()} torch "
+          f"threads), causal float32:")
+    print(f"{'shape':<8} {'batch':>5} {'heads':>5} {'n':>6} {'d':>4} {'phase':<8} {'sdpa s':>9} {'tiled s':>9} "
+          f"{'tiled/sdpa':>10}  dispatcher")
+    for label, batch, heads, n, head_dim in CPU_COMPARE_SHAPES:
+        for row in compare_sdpa_tiled(batch, heads, n, head_dim, repeats=args.cpu_compare_repeats):
+            row["shape"] = label
+            row["tiled_blocks"] = list(default_block_sizes(n, n))
+            rows.append(row)
+            print(f"{label:<8} {batch:>5} {heads:>5} {n:>6} {head_dim:>4} {row['phase']:<8} "
+                  f"{row['sdpa_median_s']:9.4f} {row['tiled_median_s']:9.4f} {row['tiled_over_sdpa']:9.2f}x  "
+                  f"{row['dispatcher']}")
+    return {"threads": torch.get_num_threads(), "load_average_before": before, "load_average_after": _load_average(),
+            "convention": "one process; SDPA and the tiled path alternate (which runs first alternates too) after "
+                          "one warm-up call each; median wall-clock seconds; tiled_over_sdpa = tiled median / "
+                          "SDPA median; fwd under no_grad, fwd_bwd = forward + out.backward(dout)",
+            "target": "tiled_over_sdpa <= 2 at n = 8192, 4 heads, d = 64, causal, float32 (issue 15)",
+            "rows": rows}
+
+
 def run_cpu(args) -> dict:
     """Run the CPU part (fresh process per implementation and causal flag) and write ``attention-cpu.json``."""
     from longctx_lab.measure import machine_description, measure_attention
@@ -329,6 +423,8 @@ def run_cpu(args) -> dict:
         "rows": rows,
         "ratios": ratios,
     }
+    if args.cpu_compare_repeats:
+        payload["sdpa_vs_tiled"] = run_cpu_comparison(args)
     _write(args.out_dir / "attention-cpu.json", payload)
     return payload
 
@@ -341,6 +437,8 @@ def run(args) -> int:
     for name in ("gpu_tokens", "gpu_heads", "cpu_heads", "cpu_head_dim", "cpu_repeats"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.cpu_compare_repeats < 0:
+        raise ValueError(f"--cpu-compare-repeats must be >= 0, got {args.cpu_compare_repeats}")
     if args.part in ("all", "gpu"):
         run_gpu(args)
     if args.part in ("all", "cpu"):
