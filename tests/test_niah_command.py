@@ -100,10 +100,10 @@ def test_rope_dynamic_runs_one_length_at_a_time(checkpoint, tmp_path, capsys):
 
 
 def test_shipped_checkpoint_tiny_grid(tmp_path, capsys):
-    from longctx_lab.niah.command import shipped_dir
+    from longctx_lab.model import shipped_checkpoint
 
     try:
-        shipped_dir("passkey-128")
+        shipped_checkpoint("passkey-128")
     except ValueError:
         pytest.skip("longctx_lab/assets/checkpoints/passkey-128 is absent (not trained yet)")
     argv = ["niah", "--shipped", "passkey-128", "--lengths", "128", "--depths", "0,0.5,1", "--trials", "2",

@@ -170,10 +170,10 @@ def test_short_retrain_learns_the_passkey():
 
 # ------------------------------------------------------------------ the shipped checkpoint
 def _shipped():
-    from longctx_lab.niah.command import shipped_dir
+    from longctx_lab.model import shipped_checkpoint
 
     try:
-        return shipped_dir("passkey-128")
+        return shipped_checkpoint("passkey-128")
     except ValueError:
         pytest.skip("longctx_lab/assets/checkpoints/passkey-128 is absent (not trained yet)")
 

@@ -136,15 +136,6 @@ class _Usage(ValueError):
     """A bad argument: the message names it."""
 
 
-def shipped_dir(name: str) -> Path:
-    """The directory of the checkpoint ``name`` shipped under ``longctx_lab/assets/checkpoints/``."""
-    root = Path(__file__).resolve().parent.parent / "assets" / "checkpoints"
-    names = sorted(d.name for d in root.iterdir() if (d / "config.json").is_file()) if root.is_dir() else []
-    if name not in names:
-        raise _Usage(f"argument --shipped: must be one of {names}, got {name!r}")
-    return root / name
-
-
 def _rope_params(args, config) -> dict | None:
     given = [f for f in _ROPE_FLAGS if getattr(args, f) is not None] + (["rope_base"] if args.rope_base else [])
     if args.rope is None:
@@ -184,7 +175,15 @@ def _prepare(args) -> dict:
             if getattr(args, flag) is not None:
                 raise _Usage(f"argument --{flag.replace('_', '-')}: only with --checkpoint or --shipped (a tiny LM)")
     else:
-        directory = shipped_dir(args.shipped) if args.shipped is not None else Path(args.checkpoint)
+        if args.shipped is not None:
+            from longctx_lab.model import shipped_checkpoint
+
+            try:
+                directory = shipped_checkpoint(args.shipped)
+            except ValueError as e:
+                raise _Usage(f"argument --shipped: {e}") from e
+        else:
+            directory = Path(args.checkpoint)
         try:
             import json
 

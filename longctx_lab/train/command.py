@@ -17,6 +17,7 @@ metadata (``metadata["eval"]``). Bad input exits with status 2 and one line nami
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import shlex
 import sys
@@ -131,7 +132,9 @@ def _train_defaults() -> dict:
 
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register ``longctx-lab train`` on the subparsers ``sub``."""
+    from longctx_lab.model import LMConfig
     from longctx_lab.tasks import TASKS
+    from longctx_lab.train import PASSKEY_MODEL
 
     d = _train_defaults()
     p = one_line_errors(sub.add_parser(
@@ -159,16 +162,22 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--eval-seed", type=_nonnegative_int, default=0, help="seed of the --eval-trials grid (default 0)")
     m = p.add_argument_group("model shape (longctx_lab.model.LMConfig; the vocabulary is longctx_lab.tasks.VOCAB); "
                              "with --init, a flag left out takes the checkpoint's value")
-    m.add_argument("--d-model", type=positive_int, default=None, help="residual width (default 64)")
-    m.add_argument("--layers", type=positive_int, default=None, help="decoder layers (default 2)")
-    m.add_argument("--heads", type=positive_int, default=None, help="query heads (default 4)")
-    m.add_argument("--kv-heads", type=positive_int, default=None, help="KV heads (default: --heads; GQA if fewer)")
-    m.add_argument("--head-dim", type=positive_int, default=None, help="per-head width (default d_model // heads)")
-    m.add_argument("--mlp", choices=("swiglu", "gelu"), default=None, help="MLP kind (default swiglu)")
-    m.add_argument("--mlp-hidden", type=positive_int, default=None, help="MLP hidden width (default 4 * d_model)")
+    shape = {**{f.name: f.default for f in dataclasses.fields(LMConfig)}, **PASSKEY_MODEL}
+    m.add_argument("--d-model", type=positive_int, default=None, help=f"residual width (default {shape['d_model']})")
+    m.add_argument("--layers", type=positive_int, default=None, help=f"decoder layers (default {shape['n_layers']})")
+    m.add_argument("--heads", type=positive_int, default=None, help=f"query heads (default {shape['n_heads']})")
+    m.add_argument("--kv-heads", type=positive_int, default=None,
+                   help=f"KV heads (default {shape['n_kv_heads'] or '--heads'}; GQA if fewer)")
+    m.add_argument("--head-dim", type=positive_int, default=None,
+                   help=f"per-head width (default {shape['head_dim'] or 'd_model // heads'})")
+    m.add_argument("--mlp", choices=("swiglu", "gelu"), default=None, help=f"MLP kind (default {shape['mlp']})")
+    m.add_argument("--mlp-hidden", type=positive_int, default=None,
+                   help=f"MLP hidden width (default {shape['mlp_hidden'] or '4 * d_model'}; 4 * d_model with "
+                        "--d-model)")
     m.add_argument("--window", type=_window, default=None, metavar="W|W,none,...",
                    help="sliding window: W for every layer, or one entry per layer (default: none, global)")
-    m.add_argument("--rope-base", type=_positive_float, default=None, help="RoPE base theta (default 10000)")
+    m.add_argument("--rope-base", type=_positive_float, default=None,
+                   help=f"RoPE base theta (default {shape['rope_base']:g})")
     m.add_argument("--max-positions", type=positive_int, default=None,
                    help="the context the model is meant for (default: the longest training length)")
     m.add_argument("--name", default=None, help="model name stored in the config (default '<task>-<length>', "
@@ -177,21 +186,23 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-#: Shape flag -> (LMConfig field, default without --init).
-SHAPE_FLAGS: dict[str, tuple[str, object]] = {
-    "d_model": ("d_model", 64), "layers": ("n_layers", 2), "heads": ("n_heads", 4), "kv_heads": ("n_kv_heads", None),
-    "head_dim": ("head_dim", None), "mlp": ("mlp", "swiglu"), "mlp_hidden": ("mlp_hidden", None),
-    "window": ("sliding_window", None), "rope_base": ("rope_base", 10_000.0),
+#: Shape flag -> :class:`LMConfig` field; without ``--init`` a flag left out takes
+#: :data:`longctx_lab.train.PASSKEY_MODEL`'s value, else ``LMConfig``'s default.
+SHAPE_FLAGS: dict[str, str] = {
+    "d_model": "d_model", "layers": "n_layers", "heads": "n_heads", "kv_heads": "n_kv_heads", "head_dim": "head_dim",
+    "mlp": "mlp", "mlp_hidden": "mlp_hidden", "window": "sliding_window", "rope_base": "rope_base",
 }
 
 
 def build_config(args):
-    """The :class:`~longctx_lab.model.LMConfig` of the shape flags in ``args``: :data:`SHAPE_FLAGS`' defaults, or
+    """The :class:`~longctx_lab.model.LMConfig` of the shape flags in ``args`` (:data:`SHAPE_FLAGS`) over
+    :data:`~longctx_lab.train.PASSKEY_MODEL`, or
     with ``--init`` the checkpoint's config, each overridden by a flag given; ``max_positions`` and ``name`` from
     the training length. ``ValueError``/``TypeError`` on a bad combination, naming the :class:`LMConfig` field;
     ``FileNotFoundError`` for an ``--init`` that is not a checkpoint."""
     from longctx_lab.model import LMConfig, load_model
     from longctx_lab.tasks import VOCAB
+    from longctx_lab.train import PASSKEY_MODEL
 
     d = _train_defaults()
     seq_len = args.seq_len if args.seq_len is not None else d["seq_len"]
@@ -204,8 +215,10 @@ def build_config(args):
             raise FileNotFoundError(f"init must be a checkpoint directory written by save_model, got {args.init!r} "
                                     f"({e})") from e
     else:
-        fields = {"vocab_size": VOCAB.size, **{name: default for name, default in SHAPE_FLAGS.values()}}
-    for flag, (name, _) in SHAPE_FLAGS.items():
+        fields = {"vocab_size": VOCAB.size, **PASSKEY_MODEL}
+        if args.d_model is not None and args.mlp_hidden is None:
+            fields["mlp_hidden"] = None  # LMConfig's 4 * d_model, not the default model's width
+    for flag, name in SHAPE_FLAGS.items():
         if getattr(args, flag) is not None:
             fields[name] = getattr(args, flag)
     fields["max_positions"] = args.max_positions or hi
