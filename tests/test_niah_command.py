@@ -148,6 +148,8 @@ def test_hf_model_with_a_local_tokenizer(tmp_path, capsys):
     (["--task", "cwe", "--depths", "0.5"], "--depths"),
     (["--task-option", "n_digit=3"], "--task-option"),
     (["--trials", "0"], "--trials"),
+    (["--seed", "-1"], "--seed"),
+    (["--device", "not-a-device"], "--device"),
     (["--threshold", "2"], "--threshold"),
     (["--hf", "some/model"], "--hf"),  # two model sources
     (["--rope", "linear"], "--factor"),

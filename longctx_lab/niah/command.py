@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -163,11 +164,19 @@ def _rope_params(args, config) -> dict | None:
 
 def _prepare(args) -> dict:
     """Check every argument (without loading weights); what :func:`run` needs, or :class:`_Usage`."""
+    import torch
+
     from longctx_lab.model import LMConfig, load_metadata
     from longctx_lab.tasks import NEEDLE_TASKS, make_sample
 
     if args.seed < 0:
         raise _Usage(f"argument --seed: must be an integer >= 0, got {args.seed}")
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError) as e:
+        raise _Usage(f"argument --device: {e}") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise _Usage(f"argument --device: {args.device!r}, but torch.cuda.is_available() is False here")
     directory = config = None
     trained: dict = {}
     if args.hf is not None:
@@ -185,8 +194,6 @@ def _prepare(args) -> dict:
         else:
             directory = Path(args.checkpoint)
         try:
-            import json
-
             config = LMConfig.from_dict(json.loads((directory / "config.json").read_text())["config"])
             trained = load_metadata(directory).get("train", {})
         except (OSError, ValueError, KeyError, TypeError) as e:
