@@ -6,8 +6,8 @@ Binder, Colab with or without a GPU):
 - the versions of the packages the course uses, and **which of them lie outside the ranges
   longctx-lab declares** (:func:`version_problems`, read from the installed package metadata, so
   the ranges are exactly those of ``pyproject.toml``), each with the command that fixes it;
-- whether a CUDA GPU is there and which attention path runs (Triton kernels or the PyTorch tiled
-  path), printed by :func:`describe_runtime` (what the chapters' install cell calls, see
+- whether a CUDA GPU is there and which attention path runs (Triton kernels, or PyTorch: its fused
+  SDPA kernel or the tiled path), printed by :func:`describe_runtime` (what the chapters' install cell calls, see
   ``tools/colab_cell.py``);
 - the full report of ``longctx-lab env`` (:func:`report` and :func:`format_report`).
 """
@@ -193,7 +193,8 @@ def _attention_path(cuda: bool, has_triton: bool) -> str:
         return "Triton kernels on the GPU"
     if cuda:
         return "pure-PyTorch tiled path on the GPU (install triton for the kernels: pip install 'longctx-lab[gpu]')"
-    return "pure-PyTorch tiled path on the CPU (same API and results as the Triton kernels)"
+    return ("PyTorch on the CPU: its fused SDPA kernel where that computes the same thing (no window, causal only "
+            "when q_len == kv_len), else the tiled path (same API and results as the Triton kernels)")
 
 
 def report(*, probe_interpreter: bool = True) -> dict:

@@ -318,7 +318,7 @@ def test_bad_inputs():
 
 
 def test_thread_count_is_restored():
-    # Small tiles run single-threaded (see tiled._threads_for); the caller's setting must survive.
+    # Tile ops run single-threaded, in worker threads or inline (see tiled._run); the caller's setting must survive.
     before = torch.get_num_threads()
     _, _, _, _, (q, k, v) = _inputs(1, 2, 1, 40, 40, 8, torch.float32, 0)
     tiled_attention_forward(q, k, v, causal=True)

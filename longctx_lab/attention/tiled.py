@@ -194,16 +194,23 @@ def _single_threaded():
 
 
 def _pool(workers: int):
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     if workers not in _POOL:
         before = torch.get_num_threads()
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tiled-attention",
                                   initializer=_single_threaded)
-        list(pool.map(lambda _: None, range(workers)))  # start them now
-        torch.set_num_threads(before)  # the initializer touched the process-wide default too
+        started = threading.Barrier(workers)  # every worker thread exists (and ran its initializer) before use
+        list(pool.map(lambda _: started.wait(), range(workers)))
+        torch.set_num_threads(before)  # the initializers also set the default that new threads start from
         _POOL[workers] = pool
     return _POOL[workers]
+
+
+def _no_grad_part(run_part, part):
+    with torch.no_grad():  # grad mode is per thread: the caller's no_grad does not reach the workers
+        return run_part(part)
 
 
 def _split(costs: list[int], workers: int) -> list[list[int]]:
@@ -236,7 +243,7 @@ def _run(run_part, costs: list[int]) -> list:
         with _one_thread():
             return [run_part(list(range(len(costs))))]
     parts = _split(costs, workers)
-    futures = [_pool(workers).submit(run_part, part) for part in parts]
+    futures = [_pool(workers).submit(_no_grad_part, run_part, part) for part in parts]
     return [f.result() for f in futures]
 
 

@@ -48,6 +48,7 @@ def test_gpu_part_says_no_gpu_and_records_nothing(tmp_path, capsys):
 @pytest.mark.slow  # four measurement processes: about 5 s
 def test_cpu_part_end_to_end(tmp_path, capsys):
     args = parse(["--part", "cpu", "--out-dir", str(tmp_path), "--cpu-lens", "512", "1024", "--cpu-repeats", "1",
+                  "--cpu-compare-repeats", "0",
                   "--cpu-impls", "tiled", "naive"])
     assert bench.run(args) == 0
     payload = json.loads((tmp_path / "attention-cpu.json").read_text())
