@@ -60,6 +60,7 @@ def _worker(rank, world_size, port, fn, args, timeout, results):
 
 
 def _stop(procs) -> None:
+    procs = [p for p in procs if p.pid is not None]  # a process that never started cannot be joined
     for p in procs:
         if p.is_alive():
             p.terminate()

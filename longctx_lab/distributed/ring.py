@@ -17,7 +17,10 @@ on it, so autograd through each block's ``out`` alone would miss a term. Instead
 again with the FlashAttention-2 equations, using the *global* ``lse`` and ``delta = rowsum(dO * O)`` saved by
 the forward: per block ``P = exp(S - lse)``, ``dV += P^T dO``, ``dS = P (dO V^T - delta)``,
 ``dQ += scale dS K``, ``dK += scale dS^T Q``. The block's ``dK``, ``dV`` travel with its ``K``, ``V`` and arrive
-home after ``P`` steps. This is exact, keeps memory at one block's scores, and needs no collective. The K/V
+home after ``P`` steps. Each block's gradients come from
+:func:`longctx_lab.attention.tiled.tiled_attention_backward` (given the global ``out`` and ``lse``, its
+per-block result is exactly that block's share). This is exact, keeps memory at one tile's scores, and
+needs no collective. The K/V
 transfer overlaps the block's gradient; the ``dK``/``dV`` transfer follows it (``P`` messages of each).
 """
 
@@ -29,6 +32,7 @@ import torch
 import torch.distributed as dist
 
 from longctx_lab._validate import check_bool, check_number, check_qkv
+from longctx_lab.attention.tiled import tiled_attention_backward
 from longctx_lab.distributed.layouts import check_layout, chunks_of_rank, chunks_per_rank, pair_rule
 from longctx_lab.distributed.merge import merge_partials
 from longctx_lab.kernels.dispatch import flash_attention_with_lse
@@ -82,22 +86,11 @@ def _forward(q, k, v, causal, scale, layout, rank, world, stats=None):
     return torch.cat(outs, dim=2), torch.cat(lses, dim=2)
 
 
-def _block_backward(q, k, v, do, lse, delta, rule, scale):
-    """Gradients of one (query chunk, key chunk) pair; ``k``, ``v`` have ``kv_heads`` (GQA summed back)."""
-    b, h, n, d = q.shape
-    hk = k.shape[1]
-    g = h // hk
-    kk = k.repeat_interleave(g, dim=1)
-    vv = v.repeat_interleave(g, dim=1)
-    s = torch.matmul(q, kk.transpose(-2, -1)) * scale
-    if rule == "causal":
-        s = s.masked_fill(torch.ones(n, k.shape[2], dtype=torch.bool).triu(1), float("-inf"))
-    p = torch.exp(s - lse[..., None])
-    dvv = torch.matmul(p.transpose(-2, -1), do)
-    ds = p * (torch.matmul(do, vv.transpose(-2, -1)) - delta[..., None])
-    dq = torch.matmul(ds, kk) * scale
-    dkk = torch.matmul(ds.transpose(-2, -1), q) * scale
-    return dq, dkk.view(b, hk, g, -1, d).sum(2), dvv.view(b, hk, g, -1, d).sum(2)
+def _block_backward(q, k, v, out, do, lse, rule, scale):
+    """Gradients of one (query chunk, key chunk) pair from the *global* ``out`` and ``lse`` of the query rows:
+    the tiled FlashAttention-2 backward (its ``delta = rowsum(dO * O)`` is then the global one). ``k``, ``v``
+    have ``kv_heads``; their gradients are summed over each group of query heads."""
+    return tiled_attention_backward(q, k, v, out, lse, do, causal=rule == "causal", scale=scale)
 
 
 def _backward(q, k, v, out, lse, do, causal, scale, layout, rank, world, stats=None):
@@ -105,8 +98,7 @@ def _backward(q, k, v, out, lse, do, causal, scale, layout, rank, world, stats=N
     q, k, v, out, do = (t.to(acc) for t in (q, k, v, out, do))
     per = chunks_per_rank(layout)
     mine = chunks_of_rank(rank, world, layout)
-    delta = (do * out).sum(-1)
-    qs, dos, lses, deltas = _chunks(q, per), _chunks(do, per), _chunks(lse, per), _chunks(delta, per)
+    qs, dos, lses, outs = _chunks(q, per), _chunks(do, per), _chunks(lse, per), _chunks(out, per)
     dqs = [torch.zeros_like(x) for x in qs]
     kv = torch.stack([k, v]).contiguous()
     dkv = torch.zeros_like(kv)
@@ -120,7 +112,7 @@ def _backward(q, k, v, out, lse, do, causal, scale, layout, rank, world, stats=N
                 rule = pair_rule(a, b, causal)
                 if rule == "skip":
                     continue
-                dq, dk, dv = _block_backward(qs[i], ks[j], vs[j], dos[i], lses[i], deltas[i], rule, scale)
+                dq, dk, dv = _block_backward(qs[i], ks[j], vs[j], outs[i], dos[i], lses[i], rule, scale)
                 dqs[i] += dq
                 dks[j] += dk  # views into dkv
                 dvs[j] += dv
