@@ -47,7 +47,6 @@ def run_all(seeds, settings: dict, *, only=EXPERIMENTS, show_progress: bool = Tr
     ``on_seed(experiments)`` is called after each seed (the benchmark writes the partial JSON there)."""
     from longctx_lab.extension import experiments as ex
     from longctx_lab.frontend import progress
-    from longctx_lab.train import train
 
     bad = [e for e in only if e not in EXPERIMENTS]
     if bad:
@@ -58,9 +57,7 @@ def run_all(seeds, settings: dict, *, only=EXPERIMENTS, show_progress: bool = Tr
     for seed in (progress(plan, desc="ch06-extension seeds") if show_progress else plan):
         base = None
         if {"scaling", "variable_length", "yarn_beta"} & set(only):
-            extra = {"batch_size": s["batch_size"]} if "batch_size" in s else {}
-            base = train(ex.model_config(s["train_len"]), seq_len=s["train_len"], steps=s["steps"], seed=seed,
-                         threads=s["threads"], show_progress=False, **extra)
+            base = ex.train_base(seed, s)
         for name in only:
             if name == "sliding_window":
                 result = ex.run_sliding_window(seed, s)

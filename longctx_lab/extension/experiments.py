@@ -30,16 +30,16 @@ from longctx_lab._validate import check_int
 from longctx_lab.extension.evaluate import evaluate_grid, needle_distance
 from longctx_lab.extension.schemes import INFERENCE_METHODS, scheme_config
 from longctx_lab.model import LMConfig, TinyLM
-from longctx_lab.train import PASSKEY_MODEL, PASSKEY_RECIPE, train
+from longctx_lab.train import PASSKEY_MODEL, train
 
 __all__ = ["FULL", "QUICK", "model_config", "run_scaling", "run_sliding_window", "run_variable_length",
-           "run_yarn_beta", "settings_with", "yarn_pair_table"]
+           "run_yarn_beta", "settings_with", "train_base", "yarn_pair_table"]
 
 #: The recorded run's settings (``longctx-lab bench ch06-extension``).
 FULL = {
     "train_len": 64,            # L
-    "steps": PASSKEY_RECIPE["steps"],
-    "finetune_steps": 150,      # fine-tune at 2L, and from scratch at 2L
+    "steps": 800,
+    "finetune_steps": 200,      # fine-tune at 2L, and from scratch at 2L
     "factors": [1, 2, 4, 8],    # read at L * factor
     "target_factor": 8,         # the static schemes' factor
     "depths": [0.0, 0.25, 0.5, 0.75, 1.0],
@@ -52,7 +52,8 @@ FULL = {
     "window": 12,
     "window_depths": [round(i / 12, 4) for i in range(13)],
     "window_trials": 16,
-    "threads": 2,
+    "n_digits": 3,
+    "threads": 1,               # on 2 cores shared with other work, 1 thread ran 4-5x faster than 2
 }
 
 #: A seconds-long smoke run (tiny steps and trials): numbers in [0, 1], nothing learned.
@@ -86,11 +87,20 @@ def model_config(train_len: int, *, sliding_window=None) -> LMConfig:
 def _train(config, s: dict, seed: int, seq_len, steps: int, **kw):
     extra = {"batch_size": s["batch_size"]} if "batch_size" in s else {}
     return train(config, seq_len=seq_len, steps=steps, seed=seed, threads=s["threads"], show_progress=False,
-                 **extra, **kw)
+                 task_options={"n_digits": s["n_digits"]}, **extra, **kw)
 
 
-def _grid(model, lengths, depths, trials, seed, **kw) -> dict:
-    r = evaluate_grid(model, "passkey", lengths=lengths, depths=depths, trials=trials, seed=seed, **kw)
+def train_base(seed: int, settings: dict | None = None):
+    """The fixed-length model of one seed (``steps`` steps at ``train_len``): the ``TrainResult`` that
+    :func:`run_scaling`, :func:`run_variable_length` and :func:`run_yarn_beta` share."""
+    s = settings_with(settings)
+    seed = check_int("seed", seed, minimum=0)
+    return _train(model_config(s["train_len"]), s, seed, s["train_len"], s["steps"])
+
+
+def _grid(model, lengths, depths, trials, s: dict, seed: int) -> dict:
+    r = evaluate_grid(model, "passkey", lengths=lengths, depths=depths, trials=trials, seed=_eval_seed(seed),
+                      n_digits=s["n_digits"])
     return {"lengths": r.lengths, "depths": r.depths, "accuracy": r.accuracy}
 
 
@@ -118,20 +128,20 @@ def run_scaling(seed: int, settings: dict | None = None, *, base=None) -> dict:
     L = s["train_len"]
     lengths = [L * f for f in s["factors"]]
     if base is None:
-        base = _train(model_config(L), s, seed, L, s["steps"])
+        base = train_base(seed, s)
     grids = {}
     for method in INFERENCE_METHODS:
         acc_cols = []
         for n in lengths:
             cfg = scheme_config(base.model.config, method, train_len=L, eval_len=n, factor=s["target_factor"])
-            acc_cols.append(_grid(_with(base.model, cfg), [n], s["depths"], s["trials"], _eval_seed(seed)))
+            acc_cols.append(_grid(_with(base.model, cfg), [n], s["depths"], s["trials"], s, seed))
         grids[method] = _merge_columns(acc_cols)
     two = 2 * L
     pi2 = model_config(two).with_rope("linear", factor=2.0)
     tuned = _train(pi2, s, seed, two, s["finetune_steps"], init=base.model)
-    grids["finetune-pi-2L"] = _grid(tuned.model, lengths, s["depths"], s["trials"], _eval_seed(seed))
+    grids["finetune-pi-2L"] = _grid(tuned.model, lengths, s["depths"], s["trials"], s, seed)
     scratch = _train(model_config(two), s, seed, two, s["finetune_steps"])
-    grids["scratch-2L"] = _grid(scratch.model, lengths, s["depths"], s["trials"], _eval_seed(seed))
+    grids["scratch-2L"] = _grid(scratch.model, lengths, s["depths"], s["trials"], s, seed)
     return {"seed": seed, "seconds": time.perf_counter() - start, "train_len": L, "lengths": lengths,
             "target_factor": s["target_factor"], "steps": s["steps"], "finetune_steps": s["finetune_steps"],
             "final_loss": {"base": _final_loss(base), "finetune-pi-2L": _final_loss(tuned),
@@ -154,11 +164,11 @@ def run_variable_length(seed: int, settings: dict | None = None, *, base=None) -
     start = time.perf_counter()
     L = s["train_len"]
     if base is None:
-        base = _train(model_config(L), s, seed, L, s["steps"])
+        base = train_base(seed, s)
     variable = _train(model_config(L), s, seed, (s["variable_lo"], L), s["steps"])
     lengths = s["short_lengths"]
-    grids = {"fixed": _grid(base.model, lengths, s["depths"], s["trials"], _eval_seed(seed)),
-             "variable": _grid(variable.model, lengths, s["depths"], s["trials"], _eval_seed(seed))}
+    grids = {"fixed": _grid(base.model, lengths, s["depths"], s["trials"], s, seed),
+             "variable": _grid(variable.model, lengths, s["depths"], s["trials"], s, seed)}
     return {"seed": seed, "seconds": time.perf_counter() - start, "train_len": L,
             "variable_range": [s["variable_lo"], L],
             "final_loss": {"fixed": _final_loss(base), "variable": _final_loss(variable)}, "grids": grids}
@@ -197,7 +207,7 @@ def run_yarn_beta(seed: int, settings: dict | None = None, *, base=None) -> dict
     start = time.perf_counter()
     L = s["train_len"]
     if base is None:
-        base = _train(model_config(L), s, seed, L, s["steps"])
+        base = train_base(seed, s)
     cfg = base.model.config
     grids = {}
     for beta in s["beta_fast"]:
@@ -205,7 +215,7 @@ def run_yarn_beta(seed: int, settings: dict | None = None, *, base=None) -> dict
         for f in s["yarn_factors"]:
             yc = scheme_config(cfg, "yarn", train_len=L, eval_len=L * f, factor=f, beta_fast=beta,
                                beta_slow=s["beta_slow"])
-            cols.append(_grid(_with(base.model, yc), [L * f], s["depths"], s["trials"], _eval_seed(seed)))
+            cols.append(_grid(_with(base.model, yc), [L * f], s["depths"], s["trials"], s, seed))
         grids[f"beta_fast={beta:g}"] = _merge_columns(cols)
     pairs = {f"{beta:g}": yarn_pair_table(cfg.head_dim, cfg.rope_base, L, beta, s["beta_slow"])
              for beta in s["beta_fast"]}
@@ -225,8 +235,8 @@ def run_sliding_window(seed: int, settings: dict | None = None) -> dict:
     L, w = s["train_len"], s["window"]
     windowed = _train(model_config(L, sliding_window=w), s, seed, L, s["steps"])
     depths = s["window_depths"]
-    grid = _grid(windowed.model, [L], depths, s["window_trials"], _eval_seed(seed))
-    distances = [needle_distance(make_sample("passkey", L, d, seed=0)) for d in depths]
+    grid = _grid(windowed.model, [L], depths, s["window_trials"], s, seed)
+    distances = [needle_distance(make_sample("passkey", L, d, seed=0, n_digits=s["n_digits"])) for d in depths]
     return {"seed": seed, "seconds": time.perf_counter() - start, "train_len": L, "window": w,
             "layers": windowed.model.config.n_layers, "one_layer_reach": w - 1,
             "reach": receptive_field_size(w, windowed.model.config.n_layers) - 1, "distances": distances,

@@ -37,7 +37,7 @@ __all__ = ["PASSKEY_MODEL", "PASSKEY_RECIPE", "TrainResult", "train"]
 
 #: The shape of the course's passkey model (``LMConfig`` fields besides ``vocab_size`` and ``max_positions``):
 #: ``longctx-lab train``'s shape defaults and the chapter-6 experiments' model.
-PASSKEY_MODEL = {"d_model": 64, "n_layers": 2, "n_heads": 4, "mlp_hidden": 256}
+PASSKEY_MODEL = {"d_model": 128, "n_layers": 2, "n_heads": 4, "mlp_hidden": 512}
 
 #: The training recipe, :func:`train`'s defaults (how it was chosen: the module docstring).
 PASSKEY_RECIPE = {"task": "passkey", "seq_len": 128, "steps": 300, "batch_size": 32, "lr": 3e-3, "warmup": 30}
