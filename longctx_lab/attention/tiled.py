@@ -32,7 +32,7 @@ Q, probabilities by ``exp2``: the same numbers as ``exp``, several times cheaper
 returned in natural log as the conventions say.
 
 Speed on a CPU (the tiles are PyTorch ops, so their count and size set the cost): default tile sizes
-come from :func:`default_block_sizes` (256 x 512, smaller when many heads are batched; explicit
+come from :func:`default_block_sizes` (128 x 256, smaller when many heads are batched; explicit
 ``block_q``/``block_k`` always win), the online-softmax step works in place on the score tile, only the
 tiles on a causal/window edge build a mask, and the tiles are shared out among
 ``torch.get_num_threads()`` worker threads that each run their ops single-threaded (see the thread
@@ -142,8 +142,8 @@ def _rows(x_grouped: torch.Tensor, qs: int, qe: int) -> torch.Tensor:
 
 
 #: CPU tile sizes used when ``block_q``/``block_k`` are not given (see :func:`default_block_sizes`).
-CPU_BLOCK_Q = 256
-CPU_BLOCK_K = 512
+CPU_BLOCK_Q = 128
+CPU_BLOCK_K = 256
 #: Largest score tile, in elements over all (batch, head) pairs, that the default sizes allow (4 MiB of float32).
 CPU_TILE_ELEMENTS = 1 << 20
 
@@ -152,13 +152,16 @@ def default_block_sizes(q_len: int, kv_len: int, heads: int = 1) -> tuple[int, i
     """``(block_q, block_k)`` the torch path uses when none are given, for ``heads`` query heads in all
     (``batch * heads``: every tile product is batched over them).
 
-    Rule: start from ``(256, 512)`` clipped to the lengths; while the score tile of all heads,
+    Rule: start from ``(128, 256)`` clipped to the lengths; while the score tile of all heads,
     ``heads * block_q * block_k`` elements, exceeds :data:`CPU_TILE_ELEMENTS`, halve the larger of the
     two (``block_q`` on a tie, so ``block_k >= block_q``), never below 16. The sizes are about a CPU, not
     an SRAM budget (compare :func:`flash_block_sizes`): a tile must be large enough that its two matrix
     products outweigh the elementwise passes and the Python dispatch of each tile, and small enough that
-    the score tile stays in cache. On the course's 2-core machine 256 x 512 was the fastest of the sizes
-    tried for n = 8192 with 4 heads, and 64 x 128 for a batch of 32 x 4 heads at n = 512 (head dim 16);
+    the tiles a step holds stay in the core's cache (the backward pass holds two, P and dS). Measured on
+    the course's 2-core machine (1 MiB of L2 per core), n = 8192, 4 heads of 64, causal, interleaved
+    with SDPA: the forward pass took the same time with 128 x 128 up to 256 x 512, forward+backward was
+    about 25% slower with 256 x 512 than with 128 x 128 or 128 x 256; for a batch of 32 x 4 heads at
+    n = 512 (head dim 16), 64 x 128 (what the cap picks) beat 32 x 64 and 128 x 128.
     ``longctx-lab bench attention`` records the times against SDPA.
     """
     q_len = check_int("q_len", q_len, minimum=1)
@@ -179,8 +182,8 @@ def _blocks(q, k, block_q, block_k):
 
 
 # --- Thread policy ---------------------------------------------------------------------------------
-# One decision for both passes: the tiles are shared out among ``torch.get_num_threads()`` Python
-# worker threads, and every torch op inside a worker runs single-threaded. Splitting each op across
+# One decision for both passes: the tiles are shared out among ``torch.get_num_threads()`` threads (the
+# caller's and a pool's), and every torch op inside them runs single-threaded. Splitting each op across
 # OpenMP threads instead opens one parallel region per op, and on a busy machine every region waits
 # for its slowest thread (measured on 2 shared cores: 5x slower than one thread). Torch ops release
 # the GIL, so the workers do run in parallel. The work is split statically (by a deterministic
@@ -237,14 +240,19 @@ def _one_thread():
 
 
 def _run(run_part, costs: list[int]) -> list:
-    """``run_part(indices)`` for each worker's share of the tasks; returns the parts' results in order."""
+    """``run_part(indices)`` for each worker's share of the tasks; returns the parts' results in order.
+
+    The calling thread runs the first share itself (single-threaded), the pool's threads the others.
+    """
     workers = min(torch.get_num_threads(), len(costs))
     if workers <= 1 or sum(costs) < _PARALLEL_WORK:
         with _one_thread():
             return [run_part(list(range(len(costs))))]
     parts = _split(costs, workers)
-    futures = [_pool(workers).submit(_no_grad_part, run_part, part) for part in parts]
-    return [f.result() for f in futures]
+    futures = [_pool(workers - 1).submit(_no_grad_part, run_part, part) for part in parts[1:]]
+    with _one_thread():
+        first = run_part(parts[0])
+    return [first, *(f.result() for f in futures)]
 
 
 _LOG2E = 1.0 / math.log(2.0)
