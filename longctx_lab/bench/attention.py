@@ -32,8 +32,9 @@ The same file's ``sdpa_vs_tiled`` section times SDPA (``scaled_dot_product_atten
 the tiled path (:func:`~longctx_lab.attention.tiled.tiled_attention`, default tiles) where training runs them:
 forward and forward+backward, causal, float32, at n = 8192 with 4 heads of 64 (the issue's target: the tiled
 path within 2x of SDPA) and at the tiny LM's training shapes (batch 32, 4 heads of 16, n = 128 and 512). The two
-run in one process, interleaved (alternating which goes first), with the process's default torch threads; the
-medians and their ratio are recorded, so load from other processes slows both alike. ``dispatcher`` names what
+run in one process, interleaved (alternating which goes first), with the process's default torch threads and
+again with one (the per-core comparison); the medians and their ratio are recorded, so load from other processes
+slows both alike. ``dispatcher`` names what
 :func:`~longctx_lab.kernels.dispatch.flash_attention` runs for that shape by default (``"torch-sdpa"``: SDPA).
 """
 
@@ -365,19 +366,25 @@ def run_cpu_comparison(args) -> dict:
 
     before = _load_average()
     rows = []
-    print(f"SDPA vs tiled (interleaved, median of {args.cpu_compare_repeats}, {torch.get_num_threads()} torch "
-          f"threads), causal float32:")
-    print(f"{'shape':<8} {'batch':>5} {'heads':>5} {'n':>6} {'d':>4} {'phase':<8} {'sdpa s':>9} {'tiled s':>9} "
-          f"{'tiled/sdpa':>10}  dispatcher")
-    for label, batch, heads, n, head_dim in CPU_COMPARE_SHAPES:
-        for row in compare_sdpa_tiled(batch, heads, n, head_dim, repeats=args.cpu_compare_repeats):
-            row["shape"] = label
-            row["tiled_blocks"] = list(default_block_sizes(n, n))
-            rows.append(row)
-            print(f"{label:<8} {batch:>5} {heads:>5} {n:>6} {head_dim:>4} {row['phase']:<8} "
-                  f"{row['sdpa_median_s']:9.4f} {row['tiled_median_s']:9.4f} {row['tiled_over_sdpa']:9.2f}x  "
-                  f"{row['dispatcher']}")
-    return {"threads": torch.get_num_threads(), "load_average_before": before, "load_average_after": _load_average(),
+    default_threads = torch.get_num_threads()
+    thread_counts = [default_threads] if default_threads == 1 else [default_threads, 1]
+    print(f"SDPA vs tiled (interleaved, median of {args.cpu_compare_repeats}), causal float32:")
+    print(f"{'shape':<8} {'batch':>5} {'heads':>5} {'n':>6} {'d':>4} {'thr':>3} {'phase':<8} {'sdpa s':>9} "
+          f"{'tiled s':>9} {'tiled/sdpa':>10}  dispatcher")
+    try:
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            for label, batch, heads, n, head_dim in CPU_COMPARE_SHAPES:
+                for row in compare_sdpa_tiled(batch, heads, n, head_dim, repeats=args.cpu_compare_repeats):
+                    row.update(shape=label, threads=threads,
+                               tiled_blocks=list(default_block_sizes(n, n, batch * heads)))
+                    rows.append(row)
+                    print(f"{label:<8} {batch:>5} {heads:>5} {n:>6} {head_dim:>4} {threads:>3} {row['phase']:<8} "
+                          f"{row['sdpa_median_s']:9.4f} {row['tiled_median_s']:9.4f} {row['tiled_over_sdpa']:9.2f}x  "
+                          f"{row['dispatcher']}")
+    finally:
+        torch.set_num_threads(default_threads)
+    return {"threads": thread_counts, "load_average_before": before, "load_average_after": _load_average(),
             "convention": "one process; SDPA and the tiled path alternate (which runs first alternates too) after "
                           "one warm-up call each; median wall-clock seconds; tiled_over_sdpa = tiled median / "
                           "SDPA median; fwd under no_grad, fwd_bwd = forward + out.backward(dout)",
