@@ -159,3 +159,18 @@ def test_route_property(batch, kv_heads, group, q_len, kv_len, head_dim, causal,
     q, k, v, dout = _inputs(batch, kv_heads * group, kv_heads, q_len, kv_len, head_dim, torch.float32, seed)
     sdpa_ok = window is None and (not causal or q_len == kv_len)
     _check(q, k, v, dout, causal=causal, window=window, expect="torch-sdpa" if sdpa_ok else "torch")
+
+
+def test_bench_comparison_rows():
+    """The benchmark's interleaved SDPA vs tiled rows (tiny shape, no timing asserted)."""
+    import statistics
+
+    from longctx_lab.bench.attention import compare_sdpa_tiled
+
+    rows = compare_sdpa_tiled(2, 2, 24, 16, repeats=3)
+    assert [r["phase"] for r in rows] == ["fwd", "fwd_bwd"]
+    for r in rows:
+        assert len(r["sdpa_s"]) == len(r["tiled_s"]) == 3
+        assert r["sdpa_median_s"] == statistics.median(r["sdpa_s"])
+        assert r["tiled_over_sdpa"] == r["tiled_median_s"] / r["sdpa_median_s"]
+        assert r["dispatcher"] == "torch-sdpa" and r["causal"] and r["dtype"] == "float32"

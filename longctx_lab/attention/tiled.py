@@ -258,8 +258,26 @@ def _run(run_part, costs: list[int]) -> list:
 _LOG2E = 1.0 / math.log(2.0)
 _LN2 = math.log(2.0)
 
-#: Below this many multiply-adds in all, the pool's hand-off costs more than a second thread saves.
-_PARALLEL_WORK = 1 << 24
+#: Below this many multiply-adds in all (about 10 ms on one core) the call runs on the calling thread
+#: alone: on a busy machine a hand-off to a worker can wait for the scheduler far longer than the work
+#: (measured: a 2 ms call took 0.2 s through the pool while other processes held both cores).
+_PARALLEL_WORK = 1 << 29
+
+
+class _Scratch:
+    """Reusable tile buffers of one worker: a new score tile per step would be allocated and freed
+    hundreds of times a call (with a low malloc mmap threshold, as the memory benchmark sets, each is
+    an mmap/munmap pair, which stalls every thread of the process)."""
+
+    def __init__(self, dtype, device):
+        self.dtype, self.device, self.flat = dtype, device, {}
+
+    def get(self, slot: int, shape: tuple[int, ...]) -> torch.Tensor:
+        size = math.prod(shape)
+        flat = self.flat.get(slot)
+        if flat is None or flat.numel() < size:
+            flat = self.flat[slot] = torch.empty(size, dtype=self.dtype, device=self.device)
+        return flat[:size].view(shape)
 
 
 def _forward(q, k, v, causal, window, scale, block_q, block_k):
@@ -288,6 +306,7 @@ def _forward(q, k, v, causal, window, scale, block_q, block_k):
         q_blocks.append((qs, qe, *_key_blocks(pred, qs, qe, offset, kv_len, block_k)))
 
     def run_part(indices):
+        scratch = _Scratch(acc, q.device)
         for i in indices:
             qs, qe, first, last = q_blocks[i]
             rows = qe - qs
@@ -299,7 +318,7 @@ def _forward(q, k, v, causal, window, scale, block_q, block_k):
             o = torch.zeros(bk, group * rows, head_dim, dtype=acc, device=q.device)
             for kb in range(first, last):
                 ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
-                s = torch.bmm(q_tile, k3[:, ks:ke].transpose(1, 2))  # one tile of S, never more
+                s = torch.bmm(q_tile, k3[:, ks:ke].transpose(1, 2), out=scratch.get(0, (bk, group * rows, ke - ks)))
                 keep = _tile_keep(pred, qs, qe, ks, ke, offset, q.device)
                 if keep is not None:
                     s.masked_fill_(~keep.repeat(group, 1), float("-inf"))
@@ -398,6 +417,7 @@ def _backward(q, k, v, out, lse, dout, causal, window, scale, block_q, block_k):
     # fast memory while the query blocks that see key block j stream past; dQ is accumulated, one
     # buffer per worker thread (summed at the end) so that no two threads add into the same rows.
     def run_part(kbs):
+        scratch = _Scratch(acc, q.device)
         dq_part = [None] * len(q_blocks)
         for kb in kbs:
             ks, ke = kb * block_k, min((kb + 1) * block_k, kv_len)
@@ -406,8 +426,11 @@ def _backward(q, k, v, out, lse, dout, causal, window, scale, block_q, block_k):
             dv_tile = torch.zeros_like(v_tile)
             for i in visits[kb]:
                 qs, qe, _, _, q_tile, do_tile, lse_tile, delta_tile = q_blocks[i]
-                p = torch.bmm(q_tile, k_tile.transpose(1, 2)).sub_(lse_tile).exp2_()  # recomputed P_ij
-                ds = torch.bmm(do_tile, v_tile.transpose(1, 2)).sub_(delta_tile).mul_(p)  # P * (dO V^T - delta)
+                shape = (bk, q_tile.shape[1], ke - ks)
+                p = torch.bmm(q_tile, k_tile.transpose(1, 2), out=scratch.get(0, shape))
+                p = p.sub_(lse_tile).exp2_()  # recomputed P_ij
+                ds = torch.bmm(do_tile, v_tile.transpose(1, 2), out=scratch.get(1, shape))
+                ds = ds.sub_(delta_tile).mul_(p)  # P * (dO V^T - delta)
                 keep = _tile_keep(pred, qs, qe, ks, ke, offset, q.device)
                 if keep is not None:
                     # Masked entries are exactly 0 in P and dS: select, not multiply, so that a NaN row (NaN LSE and
