@@ -13,6 +13,8 @@ Rules that turn measurements into verdicts (stated here once, applied by the fun
 * Progressive extension "far cheaper than training from scratch": *correct* in direction at our scale when, for
   the same number of steps at the long length, every seed of the fine-tuned model beats the mean of the scratch
   runs; *misleading* otherwise. Either way the article states no measurement of its own.
+* "Works at 8x the trained length" (plain RoPE, PI or YaRN applied at inference, no training): *correct* when
+  every seed scores >= 85.6% at the length read, *wrong* when none does, *misleading* when seeds disagree.
 
 Papers cited (their numbers are quoted in the explanations, not computed): Gemini Team (2024), "Gemini 1.5:
 Unlocking multimodal understanding across millions of tokens of context"; Liu et al. (2023), "Lost in the Middle:
@@ -166,9 +168,89 @@ def llama3_stages_claim() -> ClaimCheck:
         "(chapter 2's claims).")
 
 
+def _seed_verdict(st: dict) -> str:
+    if st["min"] >= RULER_THRESHOLD:
+        return "correct"
+    return "wrong" if st["max"] < RULER_THRESHOLD else "misleading"
+
+
+def _st(st: dict) -> str:
+    return f"{st['mean']:.2f} (seeds {st['min']:.2f}-{st['max']:.2f})"
+
+
+def extension_claims(results: dict) -> list[ClaimCheck]:
+    """The articles' length-extension claims judged by the recorded ``ch06-extension.json`` (``results`` as
+    :func:`longctx_lab.extension.summary.load_results` returns it; its ``scaling`` experiment). Rules: module
+    docstring."""
+    from longctx_lab.extension.summary import grid_by_length, method_spread
+
+    if not isinstance(results, dict) or "scaling" not in results.get("experiments", {}):
+        raise ValueError("results must be a ch06-extension record with a 'scaling' experiment "
+                         "(longctx_lab.extension.summary.load_results())")
+    seeds = results["experiments"]["scaling"]["seeds"]
+    sp = method_spread(seeds)
+    train_len, factor = int(seeds[0]["train_len"]), int(seeds[0]["target_factor"])
+    far = train_len * factor
+    lengths = sp["none"]["lengths"]
+    if far not in lengths or 2 * train_len not in lengths:
+        raise ValueError(f"results' scaling grid must read 2L and {factor}L = {far}, got lengths {lengths}")
+    n = len(seeds)
+    at = {m: sp[m]["by_length"] for m in sp}
+    none, pi, yarn = at["none"][far], at["pi"][far], at["yarn"][far]
+    tuned, scratch = at["finetune-pi-2L"][2 * train_len], at["scratch-2L"][2 * train_len]
+    tuned_each = [grid_by_length(r["grids"]["finetune-pi-2L"])[2 * train_len] for r in seeds]
+    progressive_wins = min(tuned_each) > scratch["mean"]
+    steps = results.get("settings", {}).get("finetune_steps")
+    steps_text = f"{steps} steps" if steps is not None else "the same steps"
+    setup = f"tiny model trained at L = {train_len}, {n} seeds, passkey accuracy"
+    return [
+        check_statement(
+            "A RoPE model trained at 4K works at 32K (8x) because the relative pattern holds",
+            verdict=_seed_verdict(none), source=SEED_ARCHITECTURE,
+            evidence=f"{setup} at {far} tokens ({factor}x) with no scaling: {_st(none)}; at L: "
+            f"{_st(at['none'][train_len])}",
+            explanation="The score depends only on the distance, but distances beyond the trained length give the "
+            "slow pairs angles training never produced (chapter 2), and retrieval fails there. Position "
+            "Interpolation (Chen et al. 2023) was introduced because plain extrapolation fails."),
+        check_statement(
+            "Interpolating the frequencies lets 4K-trained models handle 32K+ contexts with minimal degradation",
+            verdict=_seed_verdict(pi), source=SEED_ARCHITECTURE,
+            evidence=f"{setup} at {far} tokens with PI (factor {factor}) at inference, no fine-tune: {_st(pi)}; "
+            f"with PI (factor 2) and a {steps_text} fine-tune at 2L, read at 2L: {_st(tuned)}",
+            explanation="PI's paper (Chen et al. 2023) reports small degradation after a short fine-tune at the new "
+            "length (about 1,000 steps for LLaMA); applied at inference alone, the model must read positions "
+            "packed factor times closer than it was trained on, and the recorded accuracy says how well it does."),
+        check_statement(
+            "YaRN enables 6x context extension with minimal quality loss (the articles' yarn_scaling comment)",
+            verdict=_seed_verdict(yarn), source=SEED_ARCHITECTURE,
+            evidence=f"{setup} at {far} tokens ({factor}x, the nearest tested factor above 6) with YaRN (factor "
+            f"{factor}, beta_fast 32) at inference, no fine-tune: {_st(yarn)}"
+            + (f"; at {4 * train_len} tokens: {_st(at['yarn'][4 * train_len])}" if 4 * train_len in lengths else ""),
+            explanation="YaRN's paper (Peng et al. 2023) fine-tunes on about 0.1% of the pre-training data and "
+            "reports extension to 16x-32x; without it, and at a tiny trained length where its ramp interpolates "
+            "almost every pair (section 7), the result is what is measured here. The article's function is a "
+            "stub that calls undefined helpers (chapter 2)."),
+        check_statement(
+            "Progressive extension is far cheaper than training from scratch at the long length",
+            verdict="correct" if progressive_wins else "misleading", source=SEED_PRODUCTION,
+            evidence=f"{setup} at 2L = {2 * train_len} after {steps_text} at 2L: fine-tuned from the L model "
+            f"(with PI) {_st(tuned)}, from scratch {_st(scratch)}",
+            explanation=("In direction, yes at our scale: for the same steps at the long length, every seed of the "
+                         "fine-tuned model beats the scratch runs' mean, because the short model already knows the "
+                         "task. " if progressive_wins else
+                         "Not shown at our scale: for the same steps at the long length, the fine-tuned model does "
+                         "not beat training from scratch on every seed. ") +
+            "The article gives no measurement; the Llama 3 paper does not compare with training from scratch, and "
+            "Xiong et al. (2023) report that continual pre-training on long sequences matches pre-training from "
+            "scratch with long sequences at lower cost. 'Far' is not quantified anywhere."),
+    ]
+
+
 def claims(*, by_depth: dict, longest_tested: int, task_scores: dict, oracle_scores: dict,
-           model: str = "the shipped checkpoint") -> list[ClaimCheck]:
-    """Every claim of the chapter that the live runs judge (arguments as :func:`retrieval_claims` and
-    :func:`evaluation_claim`), plus the schedule and Llama 3 stage claims."""
+           extension: dict | None = None, model: str = "the shipped checkpoint") -> list[ClaimCheck]:
+    """Every claim of the chapter: those the live runs judge (arguments as :func:`retrieval_claims` and
+    :func:`evaluation_claim`), the schedule and Llama 3 stage claims, and, given the recorded extension results
+    (``extension``), :func:`extension_claims`."""
     return [*retrieval_claims(by_depth, longest_tested, model=model),
-            evaluation_claim(task_scores, oracle_scores, model=model), llama3_stages_claim(), schedule_claim()]
+            evaluation_claim(task_scores, oracle_scores, model=model), llama3_stages_claim(), schedule_claim(),
+            *(extension_claims(extension) if extension is not None else [])]

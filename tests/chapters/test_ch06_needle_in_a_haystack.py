@@ -116,3 +116,42 @@ def test_format_sample_errors():
         format_sample([1, 2, 3])
     with pytest.raises(ValueError, match="keep"):
         format_sample(make_sample("passkey", 32, 0.5), keep=-1)
+
+
+# ---------------------------------------------------------------------------------------------- recorded claims
+
+def _grid(by_length: dict) -> dict:
+    lengths = sorted(by_length)
+    return {"lengths": lengths, "depths": [0.0, 1.0], "accuracy": [[by_length[n] for n in lengths]] * 2}
+
+
+def _scaling(per_seed: list[dict]) -> dict:
+    """A ch06-extension record whose scaling experiment has, per seed, {method: {length: accuracy}}."""
+    seeds = [{"seed": k, "train_len": 16, "target_factor": 8, "grids": {m: _grid(v) for m, v in methods.items()}}
+             for k, methods in enumerate(per_seed)]
+    return {"settings": {"finetune_steps": 5}, "experiments": {"scaling": {"seeds": seeds}}}
+
+
+def _seed(none_far, pi_far, yarn_far, tuned, scratch) -> dict:
+    flat = {16: 1.0, 32: 0.5, 64: 0.5, 128: 0.5}
+    return {"none": {**flat, 128: none_far}, "pi": {**flat, 128: pi_far}, "yarn": {**flat, 128: yarn_far},
+            "finetune-pi-2L": {**flat, 32: tuned}, "scratch-2L": {**flat, 32: scratch}}
+
+
+def test_extension_verdicts_follow_the_seeds():
+    record = _scaling([_seed(0.0, 0.9, 0.95, 0.9, 0.1), _seed(0.1, 0.5, 0.9, 0.8, 0.3)])
+    checks = ch06.extension_claims(record)
+    assert one_claim(checks, "relative pattern").verdict == "wrong"  # no seed passes at 8L
+    pi = one_claim(checks, "minimal degradation")
+    assert pi.verdict == "misleading" and "0.70 (seeds 0.50-0.90)" in pi.computed  # the seeds disagree
+    assert one_claim(checks, "6x context").verdict == "correct"  # every seed >= 85.6%
+    progressive = one_claim(checks, "far cheaper")
+    assert progressive.verdict == "correct" and "5 steps" in progressive.computed  # 0.8 and 0.9 > mean 0.2
+    record = _scaling([_seed(0.0, 0.9, 0.95, 0.25, 0.1), _seed(0.1, 0.5, 0.9, 0.8, 0.3)])
+    assert one_claim(ch06.extension_claims(record), "far cheaper").verdict == "correct"  # 0.25 > 0.2, just
+    record = _scaling([_seed(0.0, 0.9, 0.95, 0.15, 0.1), _seed(0.1, 0.5, 0.9, 0.8, 0.3)])
+    assert one_claim(ch06.extension_claims(record), "far cheaper").verdict == "misleading"  # 0.15 < mean 0.2
+    assert len(ch06.claims(by_depth=FLAT, longest_tested=64, task_scores={"passkey": 1.0, "cwe": 0.0},
+                           oracle_scores=ORACLE, extension=_scaling([_seed(0, 0, 0, 0, 0)]))) == 10
+    with pytest.raises(ValueError, match="'scaling' experiment"):
+        ch06.extension_claims({"experiments": {}})
