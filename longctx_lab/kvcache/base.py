@@ -13,10 +13,10 @@ Conventions (see docs/conventions.md):
   sequence ``s`` are its last ``q_len`` positions ``L_s - q_len .. L_s - 1`` (append their keys and values
   first). With ``window=w`` the query at position ``p`` sees keys ``p - w < j <= p`` (flash-attn
   ``window_size=(w - 1, 0)``, Hugging Face ``sliding_window=w``).
-- Attention runs through :func:`longctx_lab.kernels.dispatch.flash_attention` (Triton on a GPU, the tiled
-  PyTorch path on CPU) for the dtypes and head dims it supports; float64 and other head dims, which the
-  kernels do not cover, go to the float64-safe reference :func:`longctx_lab.attention.reference.naive_attention`
-  with the same mask.
+- Attention runs through :func:`longctx_lab.kernels.dispatch.flash_attention` (Triton on a GPU; on CPU
+  PyTorch's fused SDPA where it computes the same thing, else the tiled PyTorch path; see the dispatcher) for
+  the dtypes and head dims it supports; other head dims go to the reference
+  :func:`longctx_lab.attention.reference.naive_attention` with the same mask.
 - Errors name the argument, the expectation and the value given; nothing is truncated or overwritten
   silently: a call that cannot be carried out whole changes nothing.
 """
