@@ -104,6 +104,6 @@ def test_shape_defaults_are_the_passkey_model():
 
     config = build_config(build_parser().parse_args(["train", "--out", "x"]))
     assert {k: getattr(config, k) for k in PASSKEY_MODEL} == PASSKEY_MODEL
-    assert config.max_positions == PASSKEY_RECIPE["seq_len"] and config.sliding_window == (None,) * config.n_layers
+    assert config.max_positions == max(PASSKEY_RECIPE["seq_len"]) and config.sliding_window == (None,) * config.n_layers
     wider = build_config(build_parser().parse_args(["train", "--out", "x", "--d-model", "32", "--seq-len", "32:96"]))
     assert (wider.d_model, wider.mlp_hidden, wider.max_positions, wider.name) == (32, 4 * 32, 96, "passkey-96")

@@ -27,7 +27,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 (default 3)")
     parser.add_argument("--quick", action="store_true", help="tiny steps and trials: a smoke run")
     parser.add_argument("--only", nargs="+", choices=EXPERIMENTS, default=list(EXPERIMENTS),
-                        help="run only these experiments")
+                        help="run only these experiments; an existing JSON keeps the others (its 'runs' list "
+                             "records every invocation)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for training (default 2)")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON path (default benchmarks/results/ch06-extension.json, -quick with --quick)")
@@ -92,13 +93,24 @@ def run(args) -> int:
     started = time.perf_counter()
     load_before = os.getloadavg()
 
+    earlier = {}
+    if set(args.only) != set(EXPERIMENTS) and path.is_file():
+        earlier = json.loads(path.read_text())
+    kept = {k: v for k, v in earlier.get("experiments", {}).items() if k not in args.only}
+    runs = earlier.get("runs") or ([{k: earlier.get(k) for k in ("command", "date", "seconds", "settings")}
+                                    | {"experiments": sorted(earlier.get("experiments", {}))}] if earlier else [])
+
     def payload(experiments: dict, done: bool) -> dict:
-        return {"command": " ".join(["longctx-lab", *argv]) if argv and argv[0] == "bench" else " ".join(sys.argv),
-                "device": "cpu", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "versions": package_versions(), "torch_threads": settings["threads"],
+        command = " ".join(["longctx-lab", *argv]) if argv and argv[0] == "bench" else " ".join(sys.argv)
+        date = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        seconds = round(time.perf_counter() - started, 1)
+        this = {"command": command, "date": date, "seconds": seconds, "settings": settings,
+                "experiments": sorted(experiments)}
+        return {"command": command, "device": "cpu", "date": date, "versions": package_versions(),
+                "torch_threads": settings["threads"],
                 "load_average": {"before": list(load_before), "now": list(os.getloadavg())},
                 "quick": bool(args.quick), "complete": done, "seeds": list(range(n)), "settings": settings,
-                "seconds": round(time.perf_counter() - started, 1), "experiments": experiments}
+                "seconds": seconds, "runs": [*runs, this], "experiments": {**kept, **experiments}}
 
     def write(experiments: dict, done: bool = False) -> None:
         if args.no_write:
