@@ -366,3 +366,34 @@ def test_default_block_sizes():
     assert tiled.default_block_sizes(8192, 8192, 10**6) == (16, 16)  # never below 16
     with pytest.raises(ValueError, match="q_len must be an integer >= 1, got 0"):
         tiled.default_block_sizes(0, 5)
+
+
+def test_a_forked_child_gets_its_own_thread_pool():
+    """Grading forks a child per student call: tiled attention there must not wait on the parent's pool
+    threads, which a fork does not copy (it hung before the pool was cleared at fork)."""
+    import os
+    import time
+
+    torch.manual_seed(0)
+    q = torch.randn(1, 4, 2048, 64)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        expected = tiled_attention(q, q, q, causal=True)  # big enough to use the pool in this process
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            out = tiled_attention(q, q, q, causal=True)
+            os._exit(0 if torch.equal(out, expected) else 3)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("tiled attention in a forked child did not finish within 60 s")
+    finally:
+        torch.set_num_threads(before)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 
 import torch
 
@@ -190,6 +191,9 @@ def _blocks(q, k, block_q, block_k):
 # longest-first rule), so a run's result depends only on the inputs and the thread count.
 
 _POOL: dict = {}
+# A forked child (grading runs student code in one) inherits the pool objects but not their threads:
+# work submitted there would wait forever. The child starts with no pool and makes its own.
+os.register_at_fork(after_in_child=_POOL.clear)
 
 
 def _single_threaded():
