@@ -79,8 +79,7 @@ def retrieval_claims(by_depth: dict, longest_tested: int, *, model: str = "the s
             "Gemini 1.5 Pro retrieves needles at arbitrary positions with >99.7% accuracy in contexts of up to 10M "
             "tokens", verdict="unsupported", source=SEED_PRODUCTION,
             evidence=f"not checked here: the longest context this chapter evaluates is {longest_tested:,} tokens, "
-            f"{GEMINI_CONTEXT / longest_tested:,.0f} times shorter than 10M, on a model of a few hundred thousand "
-            "parameters",
+            f"{GEMINI_CONTEXT / longest_tested:,.0f} times shorter than 10M, on the course's tiny model",
             explanation="The source is the Gemini 1.5 report (Gemini Team 2024). It reports >99.7% needle recall up "
             "to 1M tokens and near-perfect recall (above 99%) up to 10M tokens of text: the article's figure "
             "merges the two ranges. Neither can be reproduced here; the report is the only evidence."),

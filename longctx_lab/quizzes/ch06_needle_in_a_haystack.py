@@ -9,7 +9,7 @@ from longctx_lab.rope import classify_pairs, default_rope, linear_rope, waveleng
 from longctx_lab.tasks import needle_start
 
 _SCORES = {64: 1.0, 128: 0.9, 256: 0.8, 512: 0.95}
-_HEAD_DIM, _TRAINED = 16, 128
+_HEAD_DIM, _TRAINED = 32, 64  # the recorded extension runs' head size and training length
 
 
 def _pi_position(position: int = 1023, factor: float = 8.0) -> float:
@@ -75,7 +75,7 @@ QUIZ = Quiz(
             rel_tol=0.001,
             explanation="PI divides every frequency by the factor, so position p looks like p / 8 = 127.875: inside "
             "the trained range, but between the integer positions the model was trained on.",
-            computed_by="1023 x linear_rope(16, factor=8) / default_rope(16), first pair",
+            computed_by="1023 x linear_rope(32, factor=8) / default_rope(32), first pair",
         ),
         NumericQuestion(
             prompt=f"Head dimension {_HEAD_DIM}, base 10,000, trained on {_TRAINED} tokens: YaRN with its published "
@@ -86,8 +86,8 @@ QUIZ = Quiz(
             unit="pairs",
             explanation=f"The fastest pair turns {_FASTEST_TURNS:.1f} times in {_TRAINED} tokens, fewer than 32, so no "
             "pair qualifies; only the clamping of the ramp's start to index 0 leaves pair 0 untouched. At a tiny "
-            "trained length YaRN is close to PI for almost every pair, which is why the chapter sweeps beta_fast.",
-            computed_by="classify_pairs(yarn_rope(16, factor=8, original_max_position_embeddings=128), ...)",
+            "trained length YaRN interpolates most pairs like PI, which is why the chapter sweeps beta_fast.",
+            computed_by="classify_pairs(yarn_rope(32, factor=8, original_max_position_embeddings=64), ...)",
         ),
         NumericQuestion(
             prompt="The second article's schedule trains 80% of tokens at 4K, 15% at 16K, 4% at 64K and 1% at 200K. "

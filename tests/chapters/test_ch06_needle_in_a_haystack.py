@@ -29,9 +29,9 @@ def test_quiz_keys_match_hand_arithmetic():
     assert answers[1] == 128  # fails at 256: 512 does not count
     assert answers[2] == 2 * (32 - 1)
     assert answers[3] == pytest.approx(1023 / 8)
-    # head_dim 16, base 1e4, L = 128: pair i turns 128 / (2 pi 1e4^(i/8)) times; none reaches beta_fast = 32, and
+    # head_dim 32, base 1e4, L = 64: pair i turns 64 / (2 pi 1e4^(i/16)) times; none reaches beta_fast = 32, and
     # the ramp's start, floor of a negative index, is clamped to 0, so only pair 0 keeps its frequency
-    turns = [128 / (2 * math.pi * 10_000 ** (i / 8)) for i in range(8)]
+    turns = [64 / (2 * math.pi * 10_000 ** (i / 16)) for i in range(16)]
     assert max(turns) < 32 and answers[4] == 1
     cost = [0.80 * 4097 / 2, 0.15 * 16_385 / 2, 0.04 * 65_537 / 2, 0.01 * 200_001 / 2]
     assert answers[5] == pytest.approx(100 * cost[-1] / sum(cost))
