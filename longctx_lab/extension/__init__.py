@@ -12,7 +12,7 @@ Public API (what the chapter-6 notebook calls)::
     plots.plot_by_length(seeds)                          # accuracy vs length, min-max band
     plots.plot_beta_fast(results["experiments"]["yarn_beta"]["seeds"])
     plots.plot_window_distance(results["experiments"]["sliding_window"]["seeds"])
-    plots.plot_wavelengths(16, 10_000.0, 64, beta_fast=(32, 4))
+    plots.plot_wavelengths(32, 10_000.0, 64, beta_fast=(32, 4))   # the model: head_dim 32, base 10 000, L 64
 
 Modules, one concept each:
 
