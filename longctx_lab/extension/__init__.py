@@ -34,6 +34,9 @@ JSON format (``benchmarks/results/ch06-extension.json``)::
     {"command", "device", "date", "versions": {...}, "torch_threads", "load_average", "quick": bool,
      "complete": bool (false while seeds are still running), "seeds": [0, 1, 2], "settings": {...FULL...},
      "seconds": wall time of the whole run,
+     "runs": [{"command", "date", "seconds", "settings", "experiments": [names]}, ...] (every invocation; a
+              ``--only`` run replaces those experiments and keeps the others; ``settings`` at the top level are
+              the first run's, an experiment's come from the last run listing it),
      "experiments": {
        "scaling" | "variable_length" | "yarn_beta" | "sliding_window": {
          "seeds": [ {"seed": s, "seconds": t, "grids": {method: GRID}, ...experiment's extras} ],
