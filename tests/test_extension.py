@@ -224,3 +224,13 @@ def test_bad_input():
         run_sliding_window(-1, QUICK)
     with pytest.raises(TypeError, match="settings"):
         settings_with([1, 2])
+
+
+def test_shipped_checkpoint_lookup():
+    from longctx_lab.model import load_metadata, shipped_checkpoint
+
+    directory = shipped_checkpoint()
+    assert (directory / "config.json").is_file() and (directory / "model.pt").is_file()
+    assert load_metadata(directory)["train"]["task"] == "passkey"
+    with pytest.raises(ValueError, match="passkey-128"):
+        shipped_checkpoint("passkey-4096")
