@@ -222,7 +222,7 @@ def build_config(args):
         if getattr(args, flag) is not None:
             fields[name] = getattr(args, flag)
     fields["max_positions"] = args.max_positions or hi
-    if args.name is not None or args.init is None:  # train() requires init's name (it compares every field)
+    if args.name is not None or args.init is None:  # a fine-tune without --name keeps the checkpoint's name
         fields["name"] = args.name or f"{task}-{hi}"
     return LMConfig.from_dict(fields)
 

@@ -12,8 +12,8 @@ recorded in :attr:`TrainResult.args`.
 
 ``init`` continues from an existing model (fine-tuning, e.g. progressive context extension): a
 :class:`TinyLM` or a checkpoint directory; its weights are copied into a model built from ``config``,
-whose shape must match (only ``rope_*`` and ``max_positions`` may differ) and ``seed`` then only draws the
-batches.
+whose shape must match (only ``rope_*``, ``max_positions``, ``name`` and ``init_std`` may differ) and
+``seed`` then only draws the batches.
 
 The recipe (:data:`PASSKEY_MODEL`, :data:`PASSKEY_RECIPE`) came from short probes on this course's 2 shared
 CPU cores (batch 32, fixed context 64, seed 0, exact match over 5 depths x 20 trials at 64):
@@ -39,6 +39,7 @@ steps took 229 s and reached only 0.15 loss, 83% at 32 and 89% at 128 tokens.
 from __future__ import annotations
 
 import math
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -84,7 +85,7 @@ class TrainResult:
 
         tail = self.losses[-10:]
         metadata = {"train": self.args, "final_loss": sum(tail) / len(tail), "seconds": round(self.seconds, 1),
-                    "command": command if command is not None else " ".join(sys.argv), "versions": package_versions(),
+                    "command": command if command is not None else shlex.join(sys.argv), "versions": package_versions(),
                     **(extra or {})}
         return save_model(self.model, directory, metadata=metadata)
 
@@ -97,12 +98,16 @@ def _initial_model(config: LMConfig, init, seed: int) -> TinyLM:
         init = load_model(init)
     if not isinstance(init, TinyLM):
         raise TypeError(f"init must be None, a TinyLM or a checkpoint directory, got {type(init).__name__}")
-    mine = {k: v for k, v in config.to_dict().items() if not k.startswith("rope_") and k != "max_positions"}
-    theirs = {k: v for k, v in init.config.to_dict().items() if not k.startswith("rope_") and k != "max_positions"}
+    free = ("max_positions", "name", "init_std")  # not part of what the weights compute
+
+    def shape(c: LMConfig) -> dict:
+        return {k: v for k, v in c.to_dict().items() if not k.startswith("rope_") and k not in free}
+
+    mine, theirs = shape(config), shape(init.config)
     if mine != theirs:
         diff = sorted(k for k in mine if mine[k] != theirs.get(k))
-        raise ValueError(f"init must have config's shape (only rope_* and max_positions may differ), got "
-                         f"differences in {diff}")
+        raise ValueError(f"init must have config's shape (only rope_*, max_positions, name and init_std may "
+                         f"differ), got differences in {diff}")
     model.load_state_dict(init.state_dict())
     return model
 
