@@ -265,9 +265,10 @@ class StackRow:
 COLUMNS = ("context", "position", "attention", "kv_heads", "kv_bytes", "moe")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class StackTable:
-    """The rows of :func:`production_stack_table`, with the ``contexts`` of their FLOPs cells."""
+    """The rows of :func:`production_stack_table`, with the ``contexts`` of their FLOPs cells (prints as
+    :meth:`table`; a notebook shows the HTML table)."""
 
     rows: tuple[StackRow, ...]
     contexts: tuple[int, ...]
@@ -285,6 +286,9 @@ class StackTable:
 
     def _cells(self, r: StackRow) -> list[Cell | None]:
         return [r.cells[c] for c in COLUMNS] + [r.flops[c] for c in self.contexts]
+
+    def __repr__(self) -> str:
+        return self.table()
 
     def table(self) -> str:
         """One block per model: each cell's text, provenance and source, then the notes."""

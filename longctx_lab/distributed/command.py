@@ -125,9 +125,10 @@ class RankRecord:
     backward_bytes: int | None = None
 
 
-@dataclass
+@dataclass(repr=False)
 class RingReport:
-    """Every rank's :class:`RankRecord` and the error of the gathered result against float64 attention."""
+    """Every rank's :class:`RankRecord` and the error of the gathered result against float64 attention (prints
+    as :meth:`table`; a notebook shows the HTML table)."""
 
     settings: RingSettings
     mode: str
@@ -196,6 +197,9 @@ class RingReport:
         return ["memory: peak RSS = the process's high-water mark (ru_maxrss: interpreter, torch and the full seeded "
                 "tensors each rank builds); RSS growth = its rise during the attention calls; shard = bytes of "
                 "this rank's q, k, v shards, output and gradients"]
+
+    def __repr__(self) -> str:
+        return self.table()
 
     def table(self) -> str:
         rows = [self._COLUMNS, *self.rows()]
