@@ -135,8 +135,8 @@ QUIZ = Quiz(
             options=(
                 Option("Nothing directly: it can only run the same kind of test on a tiny model at a few thousand "
                        "tokens and cite the report", correct=True,
-                       explanation="The report (Gemini Team 2024) is the only evidence; the article's number merges "
-                       "its 1M and 10M figures."),
+                       explanation="The report (Gemini Team 2024) is the only evidence, and its 10M-token result is "
+                       "itself a single-needle test."),
                 Option("All of it, by extrapolating the tiny model's heatmap",
                        explanation="A tiny model's effective length says nothing about a production model's."),
                 Option("That it is wrong, because attention cannot scale to 10M tokens",
