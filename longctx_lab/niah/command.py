@@ -32,7 +32,8 @@ import json
 import sys
 from pathlib import Path
 
-from longctx_lab.train.command import command_line, one_line_errors, positive_int, task_option
+from longctx_lab.cli_args import command_line, fraction, one_line_errors, positive_float, positive_int
+from longctx_lab.train.command import task_option
 
 __all__ = ["INFERENCE_ROPE_SCHEMES", "add_parser", "run"]
 
@@ -68,26 +69,6 @@ def _depth_list(text: str) -> list[float]:
     return values
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
-    return value
-
-
 def add_parser(sub) -> argparse.ArgumentParser:
     """Register ``longctx-lab niah`` on the subparsers ``sub``."""
     from longctx_lab.niah import RULER_THRESHOLD
@@ -111,7 +92,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="needle depths in [0, 1] (default 0,0.25,0.5,0.75,1; none for cwe)")
     p.add_argument("--trials", type=positive_int, default=5, help="trials per cell (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the grid's samples (default 0)")
-    p.add_argument("--threshold", type=_fraction, default=RULER_THRESHOLD,
+    p.add_argument("--threshold", type=fraction, default=RULER_THRESHOLD,
                    help=f"accuracy for the effective length (default RULER's {RULER_THRESHOLD})")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--max-new-text-tokens", type=positive_int, default=None,
@@ -119,15 +100,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     r = p.add_argument_group("inference-time changes to a tiny-LM checkpoint")
     r.add_argument("--rope", choices=sorted(INFERENCE_ROPE_SCHEMES), default=None, help="RoPE scaling scheme")
-    r.add_argument("--factor", type=_positive_float, default=None, help="scale factor (linear, ntk, dynamic, yarn, "
+    r.add_argument("--factor", type=positive_float, default=None, help="scale factor (linear, ntk, dynamic, yarn, "
                                                                         "llama3)")
     r.add_argument("--original-length", type=positive_int, default=None,
                    help="pre-training context (dynamic, yarn, llama3; default: the checkpoint's max_positions)")
-    r.add_argument("--beta-fast", type=_positive_float, default=None, help="yarn (default 32)")
-    r.add_argument("--beta-slow", type=_positive_float, default=None, help="yarn (default 1)")
-    r.add_argument("--low-freq-factor", type=_positive_float, default=None, help="llama3 (default 1)")
-    r.add_argument("--high-freq-factor", type=_positive_float, default=None, help="llama3 (default 4)")
-    r.add_argument("--rope-base", type=_positive_float, default=None, help="RoPE base (default: the checkpoint's)")
+    r.add_argument("--beta-fast", type=positive_float, default=None, help="yarn (default 32)")
+    r.add_argument("--beta-slow", type=positive_float, default=None, help="yarn (default 1)")
+    r.add_argument("--low-freq-factor", type=positive_float, default=None, help="llama3 (default 1)")
+    r.add_argument("--high-freq-factor", type=positive_float, default=None, help="llama3 (default 4)")
+    r.add_argument("--rope-base", type=positive_float, default=None, help="RoPE base (default: the checkpoint's)")
     r.add_argument("--window", type=positive_int, default=None, help="sliding window of W keys in every layer")
     p.set_defaults(func=run)
     return p

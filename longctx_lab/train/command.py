@@ -19,70 +19,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
-import shlex
 import sys
 
-__all__ = ["add_parser", "command_line", "one_line_errors", "parse_seq_len", "positive_int", "task_option"]
+from longctx_lab.cli_args import (
+    command_line,
+    nonnegative_float,
+    nonnegative_int,
+    one_line_errors,
+    positive_float,
+    positive_int,
+)
 
-
-def command_line(prog: str, args) -> str:
-    """The command as typed, ``"longctx-lab <prog> ..."`` shlex-joined (from ``args.argv``, set by
-    :func:`longctx_lab.cli.main`; this process's ``sys.argv`` when absent)."""
-    argv = getattr(args, "argv", None)
-    if argv is None:
-        argv = sys.argv[1:]
-    return shlex.join(["longctx-lab", *argv]) if argv[:1] == [prog] else shlex.join(["longctx-lab", prog, *argv])
-
-
-def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Make ``parser``'s usage errors one line on stderr, ``"<prog>: error: <message>"``, exit status 2."""
-
-    def error(message: str):
-        parser.exit(2, f"{parser.prog}: error: {message} (see {parser.prog} --help)\n")
-
-    parser.error = error
-    return parser
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
-
-
-def _nonnegative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
+__all__ = ["add_parser", "build_config", "parse_seq_len", "task_option"]
 
 
 def parse_seq_len(text: str) -> int | tuple[int, int]:
@@ -147,19 +95,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help=f"context tokens per sample: N, or LO:HI drawn per step (default {d['seq_len']})")
     p.add_argument("--steps", type=positive_int, default=None, help=f"optimizer steps (default {d['steps']})")
     p.add_argument("--batch-size", type=positive_int, default=None, help=f"samples a step (default {d['batch_size']})")
-    p.add_argument("--lr", type=_positive_float, default=None, help=f"peak learning rate (default {d['lr']})")
-    p.add_argument("--warmup", type=_nonnegative_int, default=None, help=f"warm-up steps (default {d['warmup']})")
-    p.add_argument("--weight-decay", type=_nonnegative_float, default=None,
+    p.add_argument("--lr", type=positive_float, default=None, help=f"peak learning rate (default {d['lr']})")
+    p.add_argument("--warmup", type=nonnegative_int, default=None, help=f"warm-up steps (default {d['warmup']})")
+    p.add_argument("--weight-decay", type=nonnegative_float, default=None,
                    help=f"AdamW weight decay (default {d['weight_decay']})")
-    p.add_argument("--seed", type=_nonnegative_int, default=None, help=f"weights+batches seed (default {d['seed']})")
+    p.add_argument("--seed", type=nonnegative_int, default=None, help=f"weights+batches seed (default {d['seed']})")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights (fine-tuning; same shape, RoPE may differ)")
     p.add_argument("--threads", type=positive_int, default=None, help="intra-op threads (default: torch's current)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--eval-trials", type=_nonnegative_int, default=0, metavar="N",
+    p.add_argument("--eval-trials", type=nonnegative_int, default=0, metavar="N",
                    help="after training, NIAH trials per cell at the training length(s) x 5 depths, stored in the "
                         "checkpoint's metadata (default 0: none)")
-    p.add_argument("--eval-seed", type=_nonnegative_int, default=0, help="seed of the --eval-trials grid (default 0)")
+    p.add_argument("--eval-seed", type=nonnegative_int, default=0, help="seed of the --eval-trials grid (default 0)")
     m = p.add_argument_group("model shape (longctx_lab.model.LMConfig; the vocabulary is longctx_lab.tasks.VOCAB); "
                              "with --init, a flag left out takes the checkpoint's value")
     shape = {**{f.name: f.default for f in dataclasses.fields(LMConfig)}, **PASSKEY_MODEL}
@@ -176,7 +124,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         "--d-model)")
     m.add_argument("--window", type=_window, default=None, metavar="W|W,none,...",
                    help="sliding window: W for every layer, or one entry per layer (default: none, global)")
-    m.add_argument("--rope-base", type=_positive_float, default=None,
+    m.add_argument("--rope-base", type=positive_float, default=None,
                    help=f"RoPE base theta (default {shape['rope_base']:g})")
     m.add_argument("--max-positions", type=positive_int, default=None,
                    help="the context the model is meant for (default: the longest training length)")
