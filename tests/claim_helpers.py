@@ -17,3 +17,29 @@ def one_claim(checks, words: str):
     found = [c for c in checks if words in c.claim]
     assert len(found) == 1, (words, [c.claim for c in found])
     return found[0]
+
+
+def assert_quiz_keys(quiz) -> None:
+    """Every question of ``quiz`` accepts its key and refuses a wrong answer (another option; a number off by
+    half again plus one)."""
+    from longctx_lab.quiz import ChoiceQuestion, check_answer
+
+    for q in quiz.questions:
+        if isinstance(q, ChoiceQuestion):
+            assert check_answer(q, min(q.correct_indices)).correct
+            assert not check_answer(q, max(set(range(len(q.options))) - q.correct_indices)).correct
+        else:
+            assert check_answer(q, q.answer).correct and not check_answer(q, q.answer * 1.5 + 1).correct
+
+
+def assert_claims_render(checks, *, minimum: int) -> None:
+    """At least ``minimum`` checks, shown with the tolerance policy, each explained and computed; a "wrong"
+    verdict decided by a rule shows its comparison."""
+    from longctx_lab.claims import TOLERANCE_POLICY, ClaimCheck, show_claims
+
+    assert all(isinstance(c, ClaimCheck) for c in checks) and len(checks) >= minimum
+    assert TOLERANCE_POLICY in str(show_claims(checks))
+    for c in checks:
+        assert c.explanation.strip() and c.computed.strip()
+        if c.verdict == "wrong" and c.rule:
+            assert c.comparison

@@ -4,10 +4,9 @@ import math
 
 import pytest
 import torch
-from claim_helpers import claim_value, one_claim
+from claim_helpers import assert_claims_render, assert_quiz_keys, claim_value, one_claim
 
 from longctx_lab.claim_sets import ch05_kv_cache_gqa as ch05
-from longctx_lab.claims import TOLERANCE_POLICY, ClaimCheck, show_claims
 from longctx_lab.kv_experiments import (
     QUANT_LAYOUTS,
     Request,
@@ -18,7 +17,7 @@ from longctx_lab.kv_experiments import (
     request_mix,
 )
 from longctx_lab.kvcache import PagedKVCache
-from longctx_lab.quiz import ChoiceQuestion, NumericQuestion, Quiz, check_answer
+from longctx_lab.quiz import NumericQuestion, Quiz
 from longctx_lab.quizzes.ch05_kv_cache_gqa import QUIZ
 
 
@@ -46,23 +45,13 @@ def test_quiz_keys_match_hand_arithmetic():
     attn = 4 * 64 * 128 * 8193 * layers
     kv = 2 * layers * 8 * 128 * 8193 * 2
     assert answers[5] == pytest.approx((2 * weights + attn) / (2 * weights + kv), rel=2e-3)
-    for q in QUIZ.questions:
-        if isinstance(q, ChoiceQuestion):
-            assert check_answer(q, min(q.correct_indices)).correct
-            assert not check_answer(q, max(set(range(len(q.options))) - q.correct_indices)).correct
-        else:
-            assert check_answer(q, q.answer).correct and not check_answer(q, q.answer * 1.5 + 1).correct
+    assert_quiz_keys(QUIZ)
 
 
 # ---------------------------------------------------------------------------------------------- claims
 
 def test_claims_render_with_the_policy(checks):
-    assert all(isinstance(c, ClaimCheck) for c in checks) and len(checks) >= 15
-    assert TOLERANCE_POLICY in str(show_claims(checks))
-    for c in checks:
-        assert c.explanation.strip() and c.computed.strip()
-        if c.verdict == "wrong" and c.rule:
-            assert c.comparison
+    assert_claims_render(checks, minimum=15)
 
 
 def test_the_calculator_and_the_class_run_as_written(checks):

@@ -4,12 +4,11 @@ import math
 import re
 
 import pytest
-from claim_helpers import one_claim
+from claim_helpers import assert_claims_render, assert_quiz_keys, one_claim
 
 from longctx_lab.claim_sets import ch06_needle_in_a_haystack as ch06
-from longctx_lab.claims import TOLERANCE_POLICY, ClaimCheck, show_claims
 from longctx_lab.niah.show import format_sample
-from longctx_lab.quiz import ChoiceQuestion, NumericQuestion, Quiz, check_answer
+from longctx_lab.quiz import NumericQuestion, Quiz
 from longctx_lab.quizzes.ch06_needle_in_a_haystack import QUIZ
 from longctx_lab.tasks import TASKS, VOCAB, make_sample
 
@@ -35,12 +34,7 @@ def test_quiz_keys_match_hand_arithmetic():
     assert max(turns) < 32 and answers[4] == 1
     cost = [0.80 * 4097 / 2, 0.15 * 16_385 / 2, 0.04 * 65_537 / 2, 0.01 * 200_001 / 2]
     assert answers[5] == pytest.approx(100 * cost[-1] / sum(cost))
-    for q in QUIZ.questions:
-        if isinstance(q, ChoiceQuestion):
-            assert check_answer(q, min(q.correct_indices)).correct
-            assert not check_answer(q, max(set(range(len(q.options))) - q.correct_indices)).correct
-        else:
-            assert check_answer(q, q.answer).correct and not check_answer(q, q.answer * 1.5 + 1).correct
+    assert_quiz_keys(QUIZ)
 
 
 # ---------------------------------------------------------------------------------------------- claims
@@ -48,9 +42,7 @@ def test_quiz_keys_match_hand_arithmetic():
 def test_claims_render_with_the_policy():
     checks = ch06.claims(by_depth=U_SHAPE, longest_tested=1024, task_scores={"passkey": 1.0, "multikey": 0.1,
                                                                            "cwe": 0.0}, oracle_scores=ORACLE)
-    assert all(isinstance(c, ClaimCheck) for c in checks) and len(checks) >= 6
-    assert TOLERANCE_POLICY in str(show_claims(checks))
-    assert all(c.explanation.strip() and c.computed.strip() for c in checks)
+    assert_claims_render(checks, minimum=6)
     gemini = one_claim(checks, "10M tokens")
     assert gemini.verdict == "misleading" and "9,766 times shorter" in gemini.computed  # 1e7 / 1024
     assert "99.2% at 10,000,000 tokens" in gemini.computed

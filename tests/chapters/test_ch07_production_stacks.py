@@ -4,11 +4,10 @@ claim set (extension_cost)."""
 import math
 
 import pytest
-from claim_helpers import claim_value, one_claim
+from claim_helpers import assert_claims_render, assert_quiz_keys, claim_value, one_claim
 
 from longctx_lab.claim_sets import ch07_production_stacks as ch07
-from longctx_lab.claims import TOLERANCE_POLICY, ClaimCheck, show_claims
-from longctx_lab.quiz import ChoiceQuestion, NumericQuestion, Quiz, check_answer
+from longctx_lab.quiz import NumericQuestion, Quiz
 from longctx_lab.quizzes.ch07_production_stacks import QUIZ
 
 RING = {"procs": 4, "seq_len": 1024, "max_error": 6e-7, "messages": 3}
@@ -43,23 +42,13 @@ def test_quiz_keys_match_hand_arithmetic():
     scores = 4 * 32 * 32 * 128 * 131_072
     weights = 2 * (32 * (4096 * 4096 * 2 + 4096 * 1024 * 2) + 32 * 3 * 4096 * 14336 + 4096 * 128_256)
     assert share == pytest.approx(scores / (scores + weights), rel=1e-3)
-    for q in QUIZ.questions:
-        if isinstance(q, ChoiceQuestion):
-            assert check_answer(q, min(q.correct_indices)).correct
-            assert not check_answer(q, max(set(range(len(q.options))) - q.correct_indices)).correct
-        else:
-            assert check_answer(q, q.answer).correct and not check_answer(q, q.answer * 1.5 + 1).correct
+    assert_quiz_keys(QUIZ)
 
 
 # ---------------------------------------------------------------------------------------------- claims
 
 def test_claims_render_with_the_policy(checks):
-    assert all(isinstance(c, ClaimCheck) for c in checks) and len(checks) >= 20
-    assert TOLERANCE_POLICY in str(show_claims(checks))
-    for c in checks:
-        assert c.explanation.strip() and c.computed.strip()
-        if c.verdict == "wrong" and c.rule:
-            assert c.comparison
+    assert_claims_render(checks, minimum=20)
     assert len({c.claim for c in checks}) == len(checks)  # nothing shown twice
 
 
