@@ -2,7 +2,8 @@
 
 See docs/conventions.md for shapes, GQA and the LSE. Modules, one concept each:
 
-- :mod:`.layouts`: which sequence chunks a rank holds (``"plain"`` contiguous, ``"zigzag"`` balanced),
+- :mod:`.layouts`: which sequence chunks a rank holds (``"plain"`` contiguous, ``"zigzag"`` balanced), the
+  checks of one rank's call (:func:`.layouts.check_shard_call`),
   the causal rule between two chunks, and the attended pairs (work) per rank.
 - :mod:`.merge`: the numerically stable merge of two partial ``(out, lse)`` results.
 - :mod:`.ring`: :func:`ring_attention`, forward and backward (an autograd Function), run inside a process group.

@@ -12,13 +12,10 @@ the full K/V, and the gather does not overlap the attention.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.distributed as dist
 
-from longctx_lab._validate import check_bool, check_number, check_qkv
-from longctx_lab.distributed.layouts import check_layout, chunks_of_rank, chunks_per_rank, shard, unshard
+from longctx_lab.distributed.layouts import check_shard_call, chunks_of_rank, chunks_per_rank, shard, unshard
 from longctx_lab.kernels.dispatch import flash_attention
 
 __all__ = ["all_gather_attention"]
@@ -56,20 +53,11 @@ def all_gather_attention(
     ``q``: ``(batch, heads, s, head_dim)``, ``k``/``v``: ``(batch, kv_heads, s, head_dim)``; returns
     ``(batch, heads, s, head_dim)`` in the input dtype, differentiable. Needs an initialised process group.
     """
-    _, _, _, q_len, kv_len, head_dim = check_qkv(q, k, v)
-    check_bool("causal", causal)
-    check_layout(layout)
-    scale = 1.0 / math.sqrt(head_dim) if scale is None else check_number("scale", scale, exclusive_minimum=0)
-    if q_len != kv_len:
-        raise ValueError(f"q and k must hold the same sequence shard length, got q {q_len} and k {kv_len}")
+    scale = check_shard_call("all_gather_attention", q, k, v, causal, scale, layout)
     per = chunks_per_rank(layout)
-    if q_len % per:
-        raise ValueError(f"the shard length (q.shape[2]) must be divisible by {per} for layout {layout!r}, got {q_len}")
-    if not (dist.is_available() and dist.is_initialized()):
-        raise RuntimeError("all_gather_attention needs an initialised torch.distributed process group")
     k_all = _GatherSequence.apply(k, layout)
     v_all = _GatherSequence.apply(v, layout)
-    c = q_len // per
+    c = q.shape[2] // per
     outs = []
     for qa, a in zip(q.chunk(per, dim=2), chunks_of_rank(dist.get_rank(), dist.get_world_size(), layout)):
         end = (a + 1) * c if causal else k_all.shape[2]

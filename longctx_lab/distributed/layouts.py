@@ -15,12 +15,15 @@ diagonal (``b == a``) is ``"causal"`` and an earlier one (``b < a``) is ``"full"
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.distributed as dist
 
-from longctx_lab._validate import check_bool, check_int, check_tensor
+from longctx_lab._validate import check_bool, check_int, check_number, check_qkv, check_tensor
 
-__all__ = ["LAYOUTS", "check_layout", "chunks_of_rank", "chunks_per_rank", "pair_rule", "shard", "unshard",
-           "work_per_rank"]
+__all__ = ["LAYOUTS", "check_layout", "check_shard_call", "chunks_of_rank", "chunks_per_rank", "pair_rule", "shard",
+           "unshard", "work_per_rank"]
 
 LAYOUTS = ("plain", "zigzag")
 
@@ -109,3 +112,22 @@ def work_per_rank(seq_len: int, world_size: int, layout: str, *, causal: bool) -
                 pairs += 0 if rule == "skip" else (c * (c + 1) // 2 if rule == "causal" else c * c)
         out.append(pairs)
     return out
+
+
+def check_shard_call(name: str, q, k, v, causal, scale, layout) -> float:
+    """Validate one rank's call of a sequence-parallel attention (``name``: the function, for the errors):
+    ``q`` ``(batch, heads, s, head_dim)`` and ``k``/``v`` ``(batch, kv_heads, s, head_dim)`` with the same shard
+    length ``s``, divisible into the layout's chunks, and an initialised default process group. Returns the
+    scale (default ``1 / sqrt(head_dim)``)."""
+    _, _, _, q_len, kv_len, head_dim = check_qkv(q, k, v)
+    check_bool("causal", causal)
+    check_layout(layout)
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else check_number("scale", scale, exclusive_minimum=0)
+    if q_len != kv_len:
+        raise ValueError(f"q and k must hold the same sequence shard length, got q {q_len} and k {kv_len}")
+    per = chunks_per_rank(layout)
+    if q_len % per:
+        raise ValueError(f"the shard length (q.shape[2]) must be divisible by {per} for layout {layout!r}, got {q_len}")
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RuntimeError(f"{name} needs an initialised torch.distributed process group (see launcher.launch)")
+    return scale

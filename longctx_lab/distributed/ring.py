@@ -26,14 +26,11 @@ transfer overlaps the block's gradient; the ``dK``/``dV`` transfer follows it (`
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.distributed as dist
 
-from longctx_lab._validate import check_bool, check_number, check_qkv
 from longctx_lab.attention.tiled import tiled_attention_backward
-from longctx_lab.distributed.layouts import check_layout, chunks_of_rank, chunks_per_rank, pair_rule
+from longctx_lab.distributed.layouts import check_shard_call, chunks_of_rank, chunks_per_rank, pair_rule
 from longctx_lab.distributed.merge import merge_partials
 from longctx_lab.kernels.dispatch import flash_attention_with_lse
 
@@ -165,19 +162,7 @@ def ring_attention(
     ``"forward_messages"``/``"forward_bytes"`` (``P - 1`` K/V sends) and, after ``backward``,
     ``"backward_messages"``/``"backward_bytes"`` (``P - 1`` K/V sends and ``P`` dK/dV sends).
     """
-    _, _, _, q_len, kv_len, head_dim = check_qkv(q, k, v)
-    check_bool("causal", causal)
-    check_layout(layout)
-    scale = 1.0 / math.sqrt(head_dim) if scale is None else check_number("scale", scale, exclusive_minimum=0)
-    if q_len != kv_len:
-        raise ValueError(f"q and k must hold the same sequence shard length, got q {q_len} and k {kv_len}")
-    if q_len % chunks_per_rank(layout):
-        raise ValueError(
-            f"the shard length (q.shape[2]) must be divisible by {chunks_per_rank(layout)} for layout {layout!r}, "
-            f"got {q_len}"
-        )
     if stats is not None and not isinstance(stats, dict):
         raise TypeError(f"stats must be a dict or None, got {type(stats).__name__}")
-    if not (dist.is_available() and dist.is_initialized()):
-        raise RuntimeError("ring_attention needs an initialised torch.distributed process group (see launcher.launch)")
+    scale = check_shard_call("ring_attention", q, k, v, causal, scale, layout)
     return _RingAttention.apply(q, k, v, causal, scale, layout, stats)
