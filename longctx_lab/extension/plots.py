@@ -30,13 +30,19 @@ def _seeds(seed_results, name="seed_results") -> list[dict]:
     return seed_results
 
 
-def plot_method_heatmaps(seed_results: list[dict], *, methods=None, title: str = "") -> Figure:
-    """One heatmap per method (default: all, in recorded order): mean accuracy over seeds."""
+def _method_spreads(seed_results: list[dict], methods) -> tuple[dict, list[str]]:
+    """The per-method spread over seeds, and the methods asked for (default: all, in recorded order)."""
     spreads = method_spread(_seeds(seed_results))
     methods = list(spreads) if methods is None else list(methods)
     missing = [m for m in methods if m not in spreads]
     if missing:
         raise ValueError(f"methods must be among {list(spreads)}, got {missing}")
+    return spreads, methods
+
+
+def plot_method_heatmaps(seed_results: list[dict], *, methods=None, title: str = "") -> Figure:
+    """One heatmap per method (default: all, in recorded order): mean accuracy over seeds."""
+    spreads, methods = _method_spreads(seed_results, methods)
     with matplotlib.rc_context():
         use_course_style()
         first = spreads[methods[0]]
@@ -64,11 +70,7 @@ def plot_method_heatmaps(seed_results: list[dict], *, methods=None, title: str =
 
 def plot_by_length(seed_results: list[dict], *, methods=None, title: str = "", ax=None) -> Figure:
     """Accuracy (mean over depths) vs context length per method: mean over seeds, min-max band."""
-    spreads = method_spread(_seeds(seed_results))
-    methods = list(spreads) if methods is None else list(methods)
-    missing = [m for m in methods if m not in spreads]
-    if missing:
-        raise ValueError(f"methods must be among {list(spreads)}, got {missing}")
+    spreads, methods = _method_spreads(seed_results, methods)
     with matplotlib.rc_context():
         use_course_style()
         if ax is None:
