@@ -1,6 +1,6 @@
 """Run `longctx-lab bench decode-cpu` from a checkout: `.venv/bin/python benchmarks/bench_decode_cpu.py [options]`.
 
-The benchmark lives in `longctx_lab/bench/decode_cpu.py` so the console script and this file share it; results go
+The benchmark lives in `longctx_lab/cli/bench/decode_cpu.py` so the console script and this file share it; results go
 to `benchmarks/results/decode-cpu.json` with the command, machine, versions and date.
 """
 

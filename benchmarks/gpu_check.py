@@ -182,7 +182,7 @@ def kernel_test_command(junit: Path, workers: int) -> list[str]:
 
 def bench_command(out_dir: Path) -> list[str]:
     """``longctx-lab bench attention --part gpu``, recording under ``out_dir``."""
-    return [sys.executable, "-m", "longctx_lab.cli", "bench", "attention", "--part", "gpu", "--out-dir", str(out_dir)]
+    return [sys.executable, "-m", "longctx_lab", "bench", "attention", "--part", "gpu", "--out-dir", str(out_dir)]
 
 
 def _slug(name: str) -> str:

@@ -22,7 +22,7 @@ def one_claim(checks, words: str):
 def assert_quiz_keys(quiz) -> None:
     """Every question of ``quiz`` accepts its key and refuses a wrong answer (another option; a number off by
     half again plus one)."""
-    from longctx_lab.quiz import ChoiceQuestion, check_answer
+    from longctx_lab.course.quiz import ChoiceQuestion, check_answer
 
     for q in quiz.questions:
         if isinstance(q, ChoiceQuestion):
@@ -35,7 +35,7 @@ def assert_quiz_keys(quiz) -> None:
 def assert_claims_render(checks, *, minimum: int) -> None:
     """At least ``minimum`` checks, shown with the tolerance policy, each explained and computed; a "wrong"
     verdict decided by a rule shows its comparison."""
-    from longctx_lab.claims import TOLERANCE_POLICY, ClaimCheck, show_claims
+    from longctx_lab.course.claims import TOLERANCE_POLICY, ClaimCheck, show_claims
 
     assert all(isinstance(c, ClaimCheck) for c in checks) and len(checks) >= minimum
     assert TOLERANCE_POLICY in str(show_claims(checks))

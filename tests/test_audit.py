@@ -13,7 +13,8 @@ import nbformat
 import pytest
 from test_grading_rules import ASSIGNMENTS, ROOT, answered, cell_of
 
-from longctx_lab import audit, cli
+from longctx_lab import cli
+from longctx_lab.course.grading import audit
 
 A = "ch01_quadratic_wall"
 
@@ -36,10 +37,12 @@ def test_clean_solution_and_untouched_release_have_no_flag(assignment):
 
 CODE_CASES = {
     # name: (answer cell, code appended to it, expected flag)
-    "delegates to the package": ("task1_kv_cache", "from longctx_lab.cost import kv_cache_bytes as _k\n", "package"),
-    "calls the package by attribute": ("task2_flops", "import longctx_lab.cost\nx = longctx_lab.cost.attention_flops",
+    "delegates to the package": ("task1_kv_cache", "from longctx_lab.core.cost import kv_cache_bytes as _k\n",
+                                 "package"),
+    "calls the package by attribute": ("task2_flops",
+                                       "import longctx_lab.core.cost\nx = longctx_lab.core.cost.attention_flops",
                                        "package"),
-    "imports it by string": ("task2_flops", "import importlib\nm = importlib.import_module('longctx_lab.cost')",
+    "imports it by string": ("task2_flops", "import importlib\nm = importlib.import_module('longctx_lab.core.cost')",
                              "package"),
     "redefines a grading helper": ("task1_kv_cache", "grading.check_close = lambda *a, **k: None", "grading"),
     "rebinds grading": ("task1_kv_cache", "class grading:\n    check_close = staticmethod(print)", "patch"),

@@ -4,11 +4,11 @@ claims, checked against arithmetic done here by hand (not against the claim sets
 
 import pytest
 
-from longctx_lab.claim_sets import ch01_quadratic_wall as ch01
-from longctx_lab.claim_sets import ch02_rope_scaling as ch02
-from longctx_lab.claim_sets import ch03_sliding_window_sparse as ch03
-from longctx_lab.claim_sets import ch04_flash_attention as ch04
-from longctx_lab.claims import (
+from longctx_lab.course.claim_sets import ch01_quadratic_wall as ch01
+from longctx_lab.course.claim_sets import ch02_rope_scaling as ch02
+from longctx_lab.course.claim_sets import ch03_sliding_window_sparse as ch03
+from longctx_lab.course.claim_sets import ch04_flash_attention as ch04
+from longctx_lab.course.claims import (
     SEED_ARCHITECTURE,
     TOLERANCE_POLICY,
     ClaimCheck,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from longctx_lab import configs
+from longctx_lab.core import configs
 
 
 @pytest.mark.parametrize("key", sorted(configs.MODELS))

@@ -1,4 +1,4 @@
-"""longctx_lab.cost against brute force (dense masks, explicit formulas) and bad input."""
+"""longctx_lab.core.cost against brute force (dense masks, explicit formulas) and bad input."""
 
 import math
 
@@ -7,9 +7,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from longctx_lab import cost
 from longctx_lab.attention.masks import build_mask
-from longctx_lab.configs import H100_SXM, LLAMA3_70B, MISTRAL_7B
+from longctx_lab.core import cost
+from longctx_lab.core.configs import H100_SXM, LLAMA3_70B, MISTRAL_7B
 
 
 @given(q_len=st.integers(1, 40), extra=st.integers(0, 40), causal=st.booleans(),

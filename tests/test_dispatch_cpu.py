@@ -165,7 +165,7 @@ def test_bench_comparison_rows():
     """The benchmark's interleaved SDPA vs tiled rows (tiny shape, no timing asserted)."""
     import statistics
 
-    from longctx_lab.bench.attention import compare_sdpa_tiled
+    from longctx_lab.cli.bench.attention import compare_sdpa_tiled
 
     rows = compare_sdpa_tiled(2, 2, 24, 16, repeats=3)
     assert [r["phase"] for r in rows] == ["fwd", "fwd_bwd"]

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from longctx_lab import environment
 from longctx_lab.cli import main
+from longctx_lab.core import environment
 
 BIN = Path(sys.executable).parent
 

@@ -1,4 +1,4 @@
-"""longctx_lab.extension: teacher-forced grid scoring against greedy generation, the RoPE schedules per method,
+"""longctx_lab.lm.extension: teacher-forced grid scoring against greedy generation, the RoPE schedules per method,
 summary statistics against hand-computed numbers, YaRN's pair table against the wavelength rule, figures, the
 quick benchmark run's JSON schema, and bad-input errors."""
 
@@ -13,11 +13,11 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from longctx_lab.extension import INFERENCE_METHODS, evaluate_grid, needle_distance, plots, scheme_config, summary
-from longctx_lab.extension.experiments import QUICK, model_config, settings_with, yarn_pair_table
-from longctx_lab.model import LMConfig, TinyLM, generate
-from longctx_lab.niah import run_niah, trial_seed
-from longctx_lab.tasks import VOCAB, make_sample
+from longctx_lab.lm.extension import INFERENCE_METHODS, evaluate_grid, needle_distance, plots, scheme_config, summary
+from longctx_lab.lm.extension.experiments import QUICK, model_config, settings_with, yarn_pair_table
+from longctx_lab.lm.model import LMConfig, TinyLM, generate
+from longctx_lab.lm.niah import run_niah, trial_seed
+from longctx_lab.lm.tasks import VOCAB, make_sample
 
 matplotlib.use("Agg")
 
@@ -36,7 +36,7 @@ def tiny_model():
 def test_teacher_forcing_equals_greedy_generation(tiny_model):
     """Feeding a random model's own greedy tokens back, every teacher-forced argmax must be that token: the
     equivalence evaluate_grid relies on, checked against generate() with a KV cache."""
-    from longctx_lab.extension.evaluate import _score
+    from longctx_lab.lm.extension.evaluate import _score
 
     samples = [make_sample("passkey", 24, d, seed=trial_seed(0, 24, i, 0)) for i, d in enumerate([0.0, 0.5, 1.0])]
     out = generate(tiny_model, [s.prompt for s in samples], 5, keep_logits=False).new_tokens
@@ -48,7 +48,7 @@ def test_teacher_forcing_equals_greedy_generation(tiny_model):
 
 
 def test_evaluate_grid_matches_run_niah(tiny_model):
-    from longctx_lab.niah import TinyLMAdapter
+    from longctx_lab.lm.niah import TinyLMAdapter
 
     kw = dict(lengths=[16, 24], depths=[0.0, 0.5, 1.0], trials=3, seed=7, n_digits=2)
     ours = evaluate_grid(tiny_model, "passkey", batch_size=2, **kw)
@@ -168,7 +168,7 @@ def test_load_results_bad_path(tmp_path):
 # ------------------------------------------------------------------ the quick run and the figures
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    from longctx_lab.bench import ch06_extension
+    from longctx_lab.cli.bench import ch06_extension
 
     path = tmp_path_factory.mktemp("ch06") / "quick.json"
     args = SimpleNamespace(seeds=1, quick=True, only=list(ch06_extension.EXPERIMENTS), threads=1, out=path,
@@ -216,7 +216,7 @@ def test_figures_from_the_quick_run(quick_run):
 
 
 def test_bad_input():
-    from longctx_lab.extension.experiments import run_sliding_window
+    from longctx_lab.lm.extension.experiments import run_sliding_window
 
     with pytest.raises(TypeError, match="model"):
         evaluate_grid("not a model")
@@ -227,7 +227,7 @@ def test_bad_input():
 
 
 def test_shipped_checkpoint_lookup():
-    from longctx_lab.model import load_metadata, shipped_checkpoint
+    from longctx_lab.lm.model import load_metadata, shipped_checkpoint
 
     directory = shipped_checkpoint()
     assert (directory / "config.json").is_file() and (directory / "model.pt").is_file()

@@ -114,7 +114,7 @@ def _untouched_exercise_failures_are_readable(graded):
             assert errors, f"{name}/{cell.metadata['nbgrader']['grade_id']}: passes without an answer"
             assert errors[0]["ename"] == "AssertionError", (
                 f"{name}/{cell.metadata['nbgrader']['grade_id']}: fails with {errors[0]['ename']} "
-                "instead of a readable AssertionError (use longctx_lab.grading.call)"
+                "instead of a readable AssertionError (use longctx_lab.course.grading.call)"
             )
 
 

@@ -55,7 +55,7 @@ def _cells_changed(nb, removed=(), stripped=(), duplicated=(), unknown=()):
 CASES = {
     "clean": ({}, {}, FULL, set(), None),
     "delegates": ({
-        "task1_kv_cache": KV_SIG + "    from longctx_lab.cost import kv_cache_bytes as k\n"
+        "task1_kv_cache": KV_SIG + "    from longctx_lab.core.cost import kv_cache_bytes as k\n"
                           "    return k(seq_len, n_layers=n_layers, n_kv_heads=n_kv_heads, head_dim=head_dim, "
                           "dtype='fp16', batch=batch)\n",
         "task3_largest_n": "def largest_n(budget_bytes, n_heads, bytes_per_element):\n    raise KeyboardInterrupt\n"},

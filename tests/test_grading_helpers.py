@@ -1,4 +1,4 @@
-"""longctx_lab.grading: per-call time limit, contained faults, delegation detection, readable checks."""
+"""longctx_lab.course.grading: per-call time limit, contained faults, delegation detection, readable checks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import time
 import pytest
 import torch
 
-from longctx_lab import cost, grading
+from longctx_lab.core import cost
+from longctx_lab.course import grading
 
 MODES = ["fork", "inprocess"]
 
@@ -164,8 +165,8 @@ def test_calling_the_package_implementation_is_reported(mode):
         return cost.kv_cache_bytes(n, n_layers=2, n_kv_heads=1, head_dim=4, dtype="fp16")
 
     message = _fails(delegates, 3, match="course package's own implementation")
-    assert "longctx_lab.cost.kv_cache_bytes" in message
-    assert grading.call(delegates, 3, allow_package=("longctx_lab.cost",)) == 96
+    assert "longctx_lab.core.cost.kv_cache_bytes" in message
+    assert grading.call(delegates, 3, allow_package=("longctx_lab.core.cost",)) == 96
 
     def hides_it(n):
         try:
@@ -174,7 +175,7 @@ def test_calling_the_package_implementation_is_reported(mode):
             pass
         return 96
 
-    _fails(hides_it, 3, match="longctx_lab.cost")
+    _fails(hides_it, 3, match="longctx_lab.core.cost")
     assert grading.call(lambda n: 2 * 2 * 1 * 4 * n * 2, 3) == 96  # own arithmetic is fine
 
 
@@ -182,7 +183,7 @@ def test_call_argument_errors_name_the_argument():
     with pytest.raises(ValueError, match="time_limit must be a positive number"):
         grading.call(len, [], time_limit=0)
     with pytest.raises(TypeError, match="allow_package"):
-        grading.call(len, [], allow_package="longctx_lab.cost")
+        grading.call(len, [], allow_package="longctx_lab.core.cost")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(grading, "ISOLATION", "sandbox")
         with pytest.raises(ValueError, match="ISOLATION must be"):

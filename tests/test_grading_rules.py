@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from longctx_lab.nbgrader_feedback import HideHiddenTests, hide_hidden_tests
+from longctx_lab.course.grading.nbgrader_feedback import HideHiddenTests, hide_hidden_tests
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and list(p.glob("*.ipynb")))
@@ -50,7 +50,7 @@ def test_feedback_preprocessor_strips_hidden_source_and_tracebacks():
     tests = cell_of(nb, "task1_tests")
     tests.outputs = [nbformat.v4.new_output(
         "error", ename="AssertionError", evalue="kv_cache_bytes is too low. Hint: count both K and V",
-        traceback=["\x1b[0;31m---\x1b[0m", "from longctx_lab.cost import kv_cache_bytes as reference", "..."])]
+        traceback=["\x1b[0;31m---\x1b[0m", "from longctx_lab.core.cost import kv_cache_bytes as reference", "..."])]
     answer_before = cell_of(nb, "task1_kv_cache").source
     nb, _ = HideHiddenTests().preprocess(nb, {})
     assert "BEGIN HIDDEN TESTS" not in tests.source and "reference" not in tests.source

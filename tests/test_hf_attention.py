@@ -1,4 +1,4 @@
-"""longctx_lab.hf_attention against Hugging Face's own ``sdpa`` implementation (transformers 5.23.0).
+"""longctx_lab.lm.hf.attention against Hugging Face's own ``sdpa`` implementation (transformers 5.23.0).
 
 Tiny models built from configs with random weights (no download). ``initializer_range=0.2`` (HF's default is
 0.02) so that the attention weights are far from uniform: with near-uniform weights a wrong window or scale
@@ -31,11 +31,11 @@ from transformers import (  # noqa: E402
 from transformers.integrations.sdpa_attention import sdpa_attention_forward  # noqa: E402
 from transformers.masking_utils import causal_mask_function, sdpa_mask, sliding_window_causal_mask_function  # noqa: E402
 
-from longctx_lab import hf_attention  # noqa: E402
 from longctx_lab.attention.masks import build_mask  # noqa: E402
-from longctx_lab.hf_attention import NAME, attention_forward, compare_with_sdpa, kernel_for, register  # noqa: E402
 from longctx_lab.kernels.config import SUPPORTED_HEAD_DIMS  # noqa: E402
 from longctx_lab.kernels.dispatch import flash_attention, interpreter_active  # noqa: E402
+from longctx_lab.lm.hf import attention as hf_attention  # noqa: E402
+from longctx_lab.lm.hf.attention import NAME, attention_forward, compare_with_sdpa, kernel_for, register  # noqa: E402
 
 ATOL = {torch.float32: 5e-5, torch.float64: 1e-11}
 SMALL = dict(vocab_size=96, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
@@ -389,7 +389,7 @@ def test_registered_without_a_mask_function_is_refused():
 
 
 def test_importing_longctx_lab_does_not_import_transformers():
-    code = ("import sys, longctx_lab, longctx_lab.hf_attention\n"
+    code = ("import sys, longctx_lab, longctx_lab.lm.hf.attention\n"
             "sys.exit(1 if 'transformers' in sys.modules else 0)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -13,8 +13,8 @@ import pytest
 import torch
 from transformers import CONFIG_MAPPING, AutoModelForCausalLM, DynamicCache
 
-from longctx_lab import configs, cost
-from longctx_lab.hf_config import from_hf_config, read_hf_config, shipped_configs
+from longctx_lab.core import configs, cost
+from longctx_lab.lm.hf.config import from_hf_config, read_hf_config, shipped_configs
 
 SHIPPED = sorted(shipped_configs())
 

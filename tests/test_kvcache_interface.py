@@ -15,7 +15,7 @@ from kvcache_driver import TOL, drive, exact_check, poison_unused
 
 import longctx_lab.kvcache.base as kv_base
 from longctx_lab.attention.reference import naive_attention
-from longctx_lab.cost import kv_cache_bytes
+from longctx_lab.core.cost import kv_cache_bytes
 from longctx_lab.kvcache import ContiguousKVCache, KVCache, PagedKVCache, QuantizedKVCache, RollingKVCache
 
 CAPACITY = 20

@@ -29,7 +29,7 @@ from kvcache_driver import TOL, drive
 
 from longctx_lab.attention.masks import build_mask
 from longctx_lab.attention.reference import naive_attention
-from longctx_lab.cost import kv_cache_bytes
+from longctx_lab.core.cost import kv_cache_bytes
 from longctx_lab.kvcache import QuantizedKVCache, dequantize, quantize, quantized_kv_cache_bytes
 
 CAPACITY = 20

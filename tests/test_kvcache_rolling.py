@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import strategies as st
 
-from longctx_lab import cost
 from longctx_lab.attention.masks import sliding_window_mask
 from longctx_lab.attention.reference import naive_attention
+from longctx_lab.core import cost
 from longctx_lab.kvcache.rolling import RollingKVCache, decode_with_rolling_cache, rolling_memory_table, rolling_slot
 
 

@@ -8,7 +8,6 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from longctx_lab import cost
 from longctx_lab.attention.mask_predicates import (
     axial_predicate,
     causal_predicate,
@@ -28,6 +27,7 @@ from longctx_lab.attention.sparse_cost import (
     pairs_prefix_lm,
     window_reduction,
 )
+from longctx_lab.core import cost
 
 ns = st.integers(1, 80)
 ws = st.integers(1, 30)

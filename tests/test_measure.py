@@ -2,7 +2,7 @@
 
 import pytest
 
-from longctx_lab.measure import fit_power_law, measure_attention
+from longctx_lab.attention.measure import fit_power_law, measure_attention
 
 
 def test_fit_recovers_exact_power_law():

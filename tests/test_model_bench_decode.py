@@ -10,9 +10,9 @@ import json
 import matplotlib
 import pytest
 
-from longctx_lab.bench import decode_cpu
 from longctx_lab.cli import build_parser
-from longctx_lab.cost import kv_cache_bytes
+from longctx_lab.cli.bench import decode_cpu
+from longctx_lab.core.cost import kv_cache_bytes
 
 matplotlib.use("Agg")
 
@@ -46,7 +46,7 @@ def test_tiny_run_records_the_chapter_inputs(tmp_path, capsys):
                                                       dtype="fp32")
     inputs = decode_cpu.claim_inputs(data)
     assert set(inputs) == {"prefill_exponent", "decode_exponent", "measured_on"}
-    from longctx_lab.claim_sets.ch05_kv_cache_gqa import serving_claims
+    from longctx_lab.course.claim_sets.ch05_kv_cache_gqa import serving_claims
 
     assert len(serving_claims(**inputs)) >= 2
     for plot in (decode_cpu.plot_decode_times, decode_cpu.plot_prefill_times, decode_cpu.plot_cache_bytes,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from longctx_lab import configs
-from longctx_lab.configs import LLAMA3_8B, MISTRAL_7B, ModelConfig
+from longctx_lab.core import configs
+from longctx_lab.core.configs import LLAMA3_8B, MISTRAL_7B, ModelConfig
 
 
 @pytest.mark.parametrize("changes, exc, words", [

@@ -27,10 +27,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import longctx_lab.model.layers as layers
+import longctx_lab.lm.model.layers as layers
 from longctx_lab.attention.reference import naive_attention
-from longctx_lab.model import CACHE_KINDS, LMConfig, TinyLM, generate, make_caches, recompute_logits
-from longctx_lab.model.generate import sample_next
+from longctx_lab.lm.model import CACHE_KINDS, LMConfig, TinyLM, generate, make_caches, recompute_logits
+from longctx_lab.lm.model.generate import sample_next
 
 BASE = LMConfig(vocab_size=40, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16, mlp_hidden=48)
 FLOAT_KINDS = ("contiguous", "rolling", "paged")

@@ -1,4 +1,4 @@
-"""longctx_lab.model: LMConfig validation, TinyLM forward (against Hugging Face Llama/Mistral and a float64
+"""longctx_lab.lm.model: LMConfig validation, TinyLM forward (against Hugging Face Llama/Mistral and a float64
 hand-written reference), seeded init, save/load round trip."""
 
 import dataclasses
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from longctx_lab.attention.reference import naive_attention
-from longctx_lab.model import LMConfig, TinyLM, load_metadata, load_model, save_model
+from longctx_lab.lm.model import LMConfig, TinyLM, load_metadata, load_model, save_model
 from longctx_lab.rope import apply_rope
 
 SMALL = LMConfig(vocab_size=48, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=16, mlp_hidden=40)
@@ -210,7 +210,7 @@ transformers = pytest.importorskip("transformers")
     {"rope_scheme": "yarn", "rope_params": {"factor": 4.0, "original_max_position_embeddings": 16}},
 ])
 def test_logits_equal_a_hugging_face_model_with_the_same_weights(changes):
-    from longctx_lab.model.hf import to_hf
+    from longctx_lab.lm.model.hf import to_hf
 
     model = TinyLM(dataclasses.replace(SMALL, **changes), seed=4).double()
     hf = to_hf(model)
@@ -223,7 +223,7 @@ def test_logits_equal_a_hugging_face_model_with_the_same_weights(changes):
 
 
 def test_to_hf_refuses_what_has_no_twin():
-    from longctx_lab.model.hf import hf_config
+    from longctx_lab.lm.model.hf import hf_config
 
     with pytest.raises(ValueError, match="one window for every layer"):
         hf_config(dataclasses.replace(SMALL, sliding_window=[4, None]))

@@ -1,4 +1,4 @@
-"""NIAH harness (longctx_lab.niah): oracle and constant adapters, effective length on hand-made tables, the
+"""NIAH harness (longctx_lab.lm.niah): oracle and constant adapters, effective length on hand-made tables, the
 TinyLM adapter, the JSON record and the heatmap PNG, and bad-input errors."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from longctx_lab.niah import (
+from longctx_lab.lm.niah import (
     RULER_THRESHOLD,
     ConstantAdapter,
     OracleAdapter,
@@ -21,7 +21,7 @@ from longctx_lab.niah import (
     run_niah,
     write_json,
 )
-from longctx_lab.tasks import TASKS, VOCAB, make_sample
+from longctx_lab.lm.tasks import TASKS, VOCAB, make_sample
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -107,7 +107,7 @@ def test_effective_length_definition(scores, threshold):
 
 
 def test_tinylm_adapter_greedy():
-    from longctx_lab.model import LMConfig, TinyLM, generate
+    from longctx_lab.lm.model import LMConfig, TinyLM, generate
 
     model = TinyLM(LMConfig(vocab_size=VOCAB.size, d_model=32, n_layers=1, n_heads=2, max_positions=256), seed=0)
     adapter = TinyLMAdapter(model)

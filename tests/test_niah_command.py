@@ -11,9 +11,9 @@ import shlex
 import pytest
 
 from longctx_lab.cli import main
-from longctx_lab.model import LMConfig, TinyLM, save_model
-from longctx_lab.niah import TinyLMAdapter, load_json, run_niah
-from longctx_lab.tasks import VOCAB
+from longctx_lab.lm.model import LMConfig, TinyLM, save_model
+from longctx_lab.lm.niah import TinyLMAdapter, load_json, run_niah
+from longctx_lab.lm.tasks import VOCAB
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GRID = ["--lengths", "16,24", "--depths", "0,1", "--trials", "2", "--no-progress"]
@@ -100,12 +100,12 @@ def test_rope_dynamic_runs_one_length_at_a_time(checkpoint, tmp_path, capsys):
 
 
 def test_shipped_checkpoint_tiny_grid(tmp_path, capsys):
-    from longctx_lab.model import shipped_checkpoint
+    from longctx_lab.lm.model import shipped_checkpoint
 
     try:
         shipped_checkpoint("passkey-128")
     except ValueError:
-        pytest.skip("longctx_lab/assets/checkpoints/passkey-128 is absent (not trained yet)")
+        pytest.skip("longctx_lab/lm/checkpoints/passkey-128 is absent (not trained yet)")
     argv = ["niah", "--shipped", "passkey-128", "--lengths", "128", "--depths", "0,0.5,1", "--trials", "2",
             "--no-progress", "--out", str(tmp_path / "shipped")]
     code, out, _ = _run(argv, capsys)
@@ -121,7 +121,7 @@ def test_hf_model_with_a_local_tokenizer(tmp_path, capsys):
     pytest.importorskip("tokenizers")
     from test_niah_hf import _word_tokenizer
 
-    from longctx_lab.niah.hf import HFCausalLMAdapter
+    from longctx_lab.lm.niah.hf import HFCausalLMAdapter
 
     cfg = transformers.LlamaConfig(vocab_size=VOCAB.size, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                    num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128)

@@ -1,4 +1,4 @@
-"""The Hugging Face adapter of longctx_lab.niah: a TinyLM converted with to_hf answers as the TinyLM adapter
+"""The Hugging Face adapter of longctx_lab.lm.niah: a TinyLM converted with to_hf answers as the TinyLM adapter
 does; a tiny random Llama with a tokenizer built here (no download) goes through the text path."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import pytest
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-from longctx_lab.model import LMConfig, TinyLM  # noqa: E402
-from longctx_lab.model.hf import to_hf  # noqa: E402
-from longctx_lab.niah import TinyLMAdapter, run_niah  # noqa: E402
-from longctx_lab.niah.hf import HFCausalLMAdapter  # noqa: E402
-from longctx_lab.tasks import VOCAB, make_sample  # noqa: E402
+from longctx_lab.lm.model import LMConfig, TinyLM  # noqa: E402
+from longctx_lab.lm.model.hf import to_hf  # noqa: E402
+from longctx_lab.lm.niah import TinyLMAdapter, run_niah  # noqa: E402
+from longctx_lab.lm.niah.hf import HFCausalLMAdapter  # noqa: E402
+from longctx_lab.lm.tasks import VOCAB, make_sample  # noqa: E402
 
 
 def test_hf_ids_match_tinylm():

@@ -30,5 +30,6 @@ def test_chapter_contract(path):
     assert 'find_spec("longctx_lab")' in "".join(cells[1]["source"]), "second cell: the Colab install cell"
     assert "show_quiz" in "".join(cells[-1]["source"]), "the chapter ends with its quiz"
     stem = path.stem
-    assert (ROOT / "longctx_lab" / "quizzes" / f"{stem}.py").exists(), "a quiz module in longctx_lab/quizzes"
+    quiz_module = ROOT / "longctx_lab" / "course" / "quizzes" / f"{stem}.py"
+    assert quiz_module.exists(), "a quiz module in longctx_lab/course/quizzes"
     assert list((ROOT / "solutions" / stem).glob("*.ipynb")), "an exercise source in solutions/"

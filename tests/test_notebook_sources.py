@@ -127,4 +127,4 @@ def test_nbgrader_config_keeps_text_sources_out_of_releases():
     loader = traitlets.config.PyFileConfigLoader("nbgrader_config.py", path=str(ROOT))
     config = loader.load_config()
     assert "*.md" in config.CourseDirectory.ignore
-    assert "longctx_lab.nbgrader_release.StripJupytextPairing" in config.GenerateAssignment.preprocessors
+    assert "longctx_lab.course.grading.nbgrader_release.StripJupytextPairing" in config.GenerateAssignment.preprocessors

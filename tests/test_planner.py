@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from longctx_lab import cost
 from longctx_lab.cli import main
-from longctx_lab.configs import LLAMA3_70B, MISTRAL_7B, ModelConfig, n_params
-from longctx_lab.hf_config import read_hf_config
-from longctx_lab.planner import Plan, plan
+from longctx_lab.core import cost
+from longctx_lab.core.configs import LLAMA3_70B, MISTRAL_7B, ModelConfig, n_params
+from longctx_lab.lm.hf.config import read_hf_config
+from longctx_lab.lm.hf.planner import Plan, plan
 
 BYTES = {"fp32": 4, "bf16": 2, "fp8": 1, "int4": 0.5}
 GiB = 2**30

@@ -2,9 +2,9 @@
 
 import pytest
 
-from longctx_lab import planner_widget
-from longctx_lab.configs import LLAMA31_8B
-from longctx_lab.planner import plan
+from longctx_lab.core.configs import LLAMA31_8B
+from longctx_lab.course import planner_widget
+from longctx_lab.lm.hf.planner import plan
 
 
 def test_static_fallback_prints_the_plan(capsys, monkeypatch):

@@ -7,8 +7,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from longctx_lab.measure import Measurement, recorded_benchmark  # noqa: E402
-from longctx_lab.plots import attention_scaling_demo  # noqa: E402
+from longctx_lab.attention.measure import Measurement, recorded_benchmark  # noqa: E402
+from longctx_lab.course.plots import attention_scaling_demo  # noqa: E402
 
 
 @pytest.mark.slow  # two measurement processes
@@ -34,7 +34,7 @@ def test_recorded_benchmark():
 
 
 def test_rope_explorer_static_figure(capsys, monkeypatch):
-    from longctx_lab.plots import draw_rope_scheme, rope_explorer
+    from longctx_lab.course.plots import draw_rope_scheme, rope_explorer
 
     monkeypatch.setenv("LONGCTX_FRONTEND", "static")
     fig, axes = plt.subplots(1, 2)

@@ -7,8 +7,8 @@ import pkgutil
 
 import pytest
 
-import longctx_lab.quizzes as quizzes
-from longctx_lab.quiz import (
+import longctx_lab.course.quizzes as quizzes
+from longctx_lab.course.quiz import (
     ChoiceQuestion,
     NumericQuestion,
     Option,
@@ -24,7 +24,7 @@ MODULES = sorted(m.name for m in pkgutil.iter_modules(quizzes.__path__))
 
 @pytest.mark.parametrize("name", MODULES)
 def test_quiz_is_well_formed(name):
-    quiz = importlib.import_module(f"longctx_lab.quizzes.{name}").QUIZ
+    quiz = importlib.import_module(f"longctx_lab.course.quizzes.{name}").QUIZ
     assert isinstance(quiz, Quiz)
     assert quiz.chapter == name
     assert len(quiz.questions) >= 5
@@ -46,7 +46,7 @@ def test_quiz_is_well_formed(name):
 
 
 def test_chapter1_numeric_keys_by_hand():
-    quiz = importlib.import_module("longctx_lab.quizzes.ch01_quadratic_wall").QUIZ
+    quiz = importlib.import_module("longctx_lab.course.quizzes.ch01_quadratic_wall").QUIZ
     numeric = [q for q in quiz.questions if isinstance(q, NumericQuestion)]
     assert numeric[0].answer == 32768**2 * 2 / 2**30
     assert numeric[1].answer == 2 * 80 * 8 * 128 * 131072 * 2 / 1e9

@@ -72,10 +72,10 @@ def test_torchrun_world_size_must_match_procs(monkeypatch, capsys):
 
 
 def test_torchrun_two_cpu_ranks():
-    """``torchrun --standalone --nproc-per-node 2 -m longctx_lab.cli ring ...`` (torch.distributed.run is what
+    """``torchrun --standalone --nproc-per-node 2 -m longctx_lab ring ...`` (torch.distributed.run is what
     the torchrun script runs): env:// rendezvous, gloo on CPU, rank 0 prints the table."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc-per-node", "2",
-           "-m", "longctx_lab.cli", "ring", *TINY, "--backward"]
+           "-m", "longctx_lab", "ring", *TINY, "--backward"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -104,4 +104,4 @@ def test_readme_ring_commands_parse():
     for line in lines:
         argv = line.replace("[--json]", "--json").split(" ring ", 1)[1].split()
         args = build_parser().parse_args(["ring", *argv])
-        assert args.func.__module__ == "longctx_lab.distributed.command"
+        assert args.func.__module__ == "longctx_lab.cli.ring"

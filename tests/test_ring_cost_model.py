@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from longctx_lab.configs import TPU_V5P
+from longctx_lab.core.configs import TPU_V5P
 from longctx_lab.distributed import run_ring_demo
 from longctx_lab.distributed.cost_model import (
     LINKS,

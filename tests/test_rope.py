@@ -428,13 +428,14 @@ def test_bad_conversion_arguments():
 
 
 def test_rope_package_stands_alone():
-    """longctx_lab.rope imports only torch, numpy and longctx_lab._validate (checked in a fresh process)."""
+    """longctx_lab.rope imports only torch, numpy and longctx_lab.core.validate (checked in a fresh process)."""
     import subprocess
     import sys
 
     code = (
         "import sys, longctx_lab.rope\n"
-        "bad = sorted(m for m in sys.modules if m.startswith('longctx_lab') and m != 'longctx_lab._validate'"
+        "bad = sorted(m for m in sys.modules if m.startswith('longctx_lab')"
+        " and m not in ('longctx_lab.core', 'longctx_lab.core.validate')"
         " and not m.startswith('longctx_lab.rope') and m != 'longctx_lab')\n"
         "bad += [m for m in ('transformers', 'matplotlib', 'ipywidgets') if m in sys.modules]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"

@@ -11,10 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from longctx_lab.claim_sets import ch05_kv_cache_gqa  # noqa: E402
-from longctx_lab.planner import plan  # noqa: E402
-from longctx_lab.stack_plots import plot_attention_share, plot_stack_layers  # noqa: E402
-from longctx_lab.stacks import (  # noqa: E402
+from longctx_lab.course.claim_sets import ch05_kv_cache_gqa  # noqa: E402
+from longctx_lab.course.stack_plots import plot_attention_share, plot_stack_layers  # noqa: E402
+from longctx_lab.course.stacks import (  # noqa: E402
     PROVENANCE,
     STACK_LAYERS,
     STACK_MODELS,
@@ -24,6 +23,7 @@ from longctx_lab.stacks import (  # noqa: E402
     production_stack_table,
     stack_entry,
 )
+from longctx_lab.lm.hf.planner import plan  # noqa: E402
 
 GiB, MiB = 2**30, 2**20
 CONTEXTS = (8192, 32768, 131072)

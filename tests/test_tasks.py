@@ -1,5 +1,5 @@
 """Synthetic long-context tasks: determinism under a seed, the depth rule on token boundaries, the reference
-solver, exact match and the bad-input errors (longctx_lab.tasks)."""
+solver, exact match and the bad-input errors (longctx_lab.lm.tasks)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from longctx_lab.tasks import NEEDLE_TASKS, TASKS, VOCAB, exact_match, make_sample, needle_start, solve
+from longctx_lab.lm.tasks import NEEDLE_TASKS, TASKS, VOCAB, exact_match, make_sample, needle_start, solve
 
 
 def _depth(task):

@@ -1,5 +1,6 @@
-"""longctx_lab.train (issue 15): batches (lengths, answer-only targets), determinism under a seed, errors, fine-tuning
-from init=, the checkpoint round trip, a short retrain that learns (slow), and the shipped checkpoint's accuracy."""
+"""longctx_lab.lm.train (issue 15): batches (lengths, answer-only targets), determinism under a seed, errors,
+fine-tuning from init=, the checkpoint round trip, a short retrain that learns (slow), and the shipped
+checkpoint's accuracy."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from longctx_lab.model import LMConfig, TinyLM, load_metadata, load_model
-from longctx_lab.niah import TinyLMAdapter, run_niah
-from longctx_lab.tasks import VOCAB, make_sample, solve
-from longctx_lab.train import make_batch, train
-from longctx_lab.train.data import IGNORE, TRAIN_STREAM, step_length
+from longctx_lab.lm.model import LMConfig, TinyLM, load_metadata, load_model
+from longctx_lab.lm.niah import TinyLMAdapter, run_niah
+from longctx_lab.lm.tasks import VOCAB, make_sample, solve
+from longctx_lab.lm.train import make_batch, train
+from longctx_lab.lm.train.data import IGNORE, TRAIN_STREAM, step_length
 
 TINY = LMConfig(vocab_size=VOCAB.size, d_model=16, n_layers=1, n_heads=2, max_positions=32)
 QUICK = {"seq_len": 16, "steps": 3, "batch_size": 4, "threads": 1, "show_progress": False}
@@ -170,12 +171,12 @@ def test_short_retrain_learns_the_passkey():
 
 # ------------------------------------------------------------------ the shipped checkpoint
 def _shipped():
-    from longctx_lab.model import shipped_checkpoint
+    from longctx_lab.lm.model import shipped_checkpoint
 
     try:
         return shipped_checkpoint("passkey-128")
     except ValueError:
-        pytest.skip("longctx_lab/assets/checkpoints/passkey-128 is absent (not trained yet)")
+        pytest.skip("longctx_lab/lm/checkpoints/passkey-128 is absent (not trained yet)")
 
 
 def test_shipped_checkpoint_reaches_99_percent_at_128():
@@ -195,5 +196,5 @@ def test_shipped_checkpoint_records_a_command_the_cli_parses():
     words = shlex.split(meta["command"])
     assert words[:2] == ["longctx-lab", "train"]
     args = build_parser().parse_args(words[1:])
-    assert args.command == "train" and args.func.__module__ == "longctx_lab.train.command"
+    assert args.command == "train" and args.func.__module__ == "longctx_lab.cli.train"
     assert meta["train"]["task"] == "passkey"

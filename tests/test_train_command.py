@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from longctx_lab.cli import build_parser, main
-from longctx_lab.model import load_metadata, load_model
-from longctx_lab.train import train
-from longctx_lab.train.command import build_config
+from longctx_lab.cli.train import build_config
+from longctx_lab.lm.model import load_metadata, load_model
+from longctx_lab.lm.train import train
 
 SHAPE = ["--d-model", "16", "--heads", "2"]
 RUN = ["--batch-size", "4", "--threads", "1", "--no-progress"]
@@ -100,7 +100,7 @@ def test_out_is_required(capsys):
 
 
 def test_shape_defaults_are_the_passkey_model():
-    from longctx_lab.train import PASSKEY_MODEL, PASSKEY_RECIPE
+    from longctx_lab.lm.train import PASSKEY_MODEL, PASSKEY_RECIPE
 
     config = build_config(build_parser().parse_args(["train", "--out", "x"]))
     assert {k: getattr(config, k) for k in PASSKEY_MODEL} == PASSKEY_MODEL

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from longctx_lab._validate import check_int, check_number, check_qkv, dtype_bytes
+from longctx_lab.core.validate import check_int, check_number, check_qkv, dtype_bytes
 
 
 def test_check_int():

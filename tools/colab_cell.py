@@ -2,7 +2,7 @@
 
 On Colab or any fresh machine the cell installs the course package, then says what will run where
 (GPU or none, Triton kernels or the PyTorch tiled path, packages outside the declared ranges):
-:func:`longctx_lab.environment.describe_runtime`. Where ``longctx_lab`` is already importable
+:func:`longctx_lab.core.environment.describe_runtime`. Where ``longctx_lab`` is already importable
 (``make setup``, Binder, a learner's own ``pip install -e .``) it installs nothing.
 
 Pinning. The cell installs ``longctx-lab @ git+<repository>@v<version>``, the release tag of the
@@ -50,7 +50,7 @@ if importlib.util.find_spec("longctx_lab") is None:
     get_ipython().run_line_magic("pip", "install -q '{requirement}'")
     importlib.invalidate_caches()
 
-from longctx_lab.environment import describe_runtime
+from longctx_lab.core.environment import describe_runtime
 
 describe_runtime()'''
 

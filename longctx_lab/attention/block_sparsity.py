@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from longctx_lab._validate import check_bool, check_int
 from longctx_lab.attention.mask_predicates import MaskPredicate
+from longctx_lab.core.validate import check_bool, check_int
 
 EMPTY, PARTIAL, FULL = 0, 1, 2
 TILE_NAMES = {EMPTY: "empty", PARTIAL: "partial", FULL: "full"}

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from longctx_lab._validate import check_bool, check_int
+from longctx_lab.core.validate import check_bool, check_int
 
 __all__ = [
     "MaskPredicate",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 
-from longctx_lab._validate import check_bool, check_int, check_optional_int
 from longctx_lab.attention.mask_predicates import (
     MaskPredicate,
     and_masks,
@@ -33,6 +32,7 @@ from longctx_lab.attention.mask_predicates import (
     prefix_lm_predicate,
     sliding_window_predicate,
 )
+from longctx_lab.core.validate import check_bool, check_int, check_optional_int
 
 __all__ = [
     "MaskPredicate",

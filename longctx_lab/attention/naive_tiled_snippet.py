@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import torch
 
-from longctx_lab._validate import check_int, check_tensor
 from longctx_lab.attention.online_softmax import empty_state, finalize, update_state
+from longctx_lab.core.validate import check_int, check_tensor
 
 __all__ = ["ARTICLE_SNIPPET", "articles_flash_attention", "exact_attention", "fixed_flash_attention", "snippet_error"]
 

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import torch
 
-from longctx_lab._validate import check_int, check_tensor
+from longctx_lab.core.validate import check_int, check_tensor
 
 __all__ = [
     "SoftmaxState",

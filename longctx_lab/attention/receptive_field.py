@@ -23,8 +23,8 @@ import math
 
 import torch
 
-from longctx_lab._validate import check_int, check_number
 from longctx_lab.attention.reference import naive_attention
+from longctx_lab.core.validate import check_int, check_number
 
 __all__ = [
     "effective_range",

@@ -10,8 +10,8 @@ import math
 
 import torch
 
-from longctx_lab._validate import check_bool, check_number, check_optional_int, check_qkv
 from longctx_lab.attention.masks import build_mask
+from longctx_lab.core.validate import check_bool, check_number, check_optional_int, check_qkv
 
 
 def naive_attention(

@@ -1,6 +1,6 @@
 """Exact cost of masked attention: attended (query, key) pairs and FLOPs, per mask, versus ``n``.
 
-Full, causal and sliding-window pairs are counted by :func:`longctx_lab.cost.attended_pairs` (one
+Full, causal and sliding-window pairs are counted by :func:`longctx_lab.core.cost.attended_pairs` (one
 definition, exact for any ``q_len``/``kv_len``); this module adds the patterns ``cost`` does not
 cover (dilated windows, prefix LM, packed documents, axial). Its closed forms are for
 self-attention over ``n`` positions (``q_len = kv_len = n``) and follow the conventions of
@@ -9,7 +9,7 @@ evaluating it, one block of query rows at a time; the tests check every closed f
 
 FLOPs: one multiply-add is 2 FLOPs; ``q k^T`` and ``P v`` each cost ``2 * head_dim`` per attended
 pair, so a forward pass costs ``4 * head_dim`` FLOPs per pair and head (softmax left out), the
-convention of :mod:`longctx_lab.cost` (whose ``attended_pairs`` the tests also check against).
+convention of :mod:`longctx_lab.core.cost` (whose ``attended_pairs`` the tests also check against).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from collections.abc import Sequence
 
 import torch
 
-from longctx_lab._validate import check_bool, check_int
 from longctx_lab.attention.block_sparsity import tile_counts
 from longctx_lab.attention.mask_predicates import MaskPredicate, document_ids
-from longctx_lab.cost import attended_pairs
+from longctx_lab.core.cost import attended_pairs
+from longctx_lab.core.validate import check_bool, check_int
 
 __all__ = [
     "axial_pairs",
@@ -106,7 +106,7 @@ def flops_from_pairs(pairs: int, head_dim: int, *, heads: int = 1, batch: int = 
 def window_reduction(n: int, window: int, *, causal: bool = True) -> float:
     """How many times fewer pairs a sliding window computes than the attention it replaces:
     causal window vs causal attention (``causal=True``, what a decoder LM does), or bidirectional
-    window vs full ``n^2`` attention (pairs from :func:`longctx_lab.cost.attended_pairs`)."""
+    window vs full ``n^2`` attention (pairs from :func:`longctx_lab.core.cost.attended_pairs`)."""
     n = check_int("n", n, minimum=1)
     window = check_int("window", window, minimum=1)
     check_bool("causal", causal)

@@ -48,9 +48,9 @@ import os
 
 import torch
 
-from longctx_lab._validate import check_bool, check_int, check_number, check_optional_int, check_qkv
 from longctx_lab.attention.mask_predicates import MaskPredicate, attention_predicate
 from longctx_lab.attention.online_softmax import SoftmaxState, _safe_max, finalize
+from longctx_lab.core.validate import check_bool, check_int, check_number, check_optional_int, check_qkv
 
 __all__ = [
     "TiledAttention",

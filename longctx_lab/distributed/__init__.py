@@ -10,12 +10,12 @@ See docs/conventions.md for shapes, GQA and the LSE. Modules, one concept each:
 - :mod:`.allgather`: :func:`all_gather_attention`, Llama 3's all-gather context parallelism (second algorithm).
 - :mod:`.launcher`: :func:`launch` spawns P CPU processes (start method ``spawn``, loopback, timeouts) and
   :func:`run_ring_cases` / :func:`ring_attention_gathered` run ring attention on full tensors and gather the result.
-- :mod:`.command`: ``longctx-lab ring`` and :func:`run_ring_demo` (per-rank time, memory, bytes; also under torchrun).
+- :mod:`.demo`: :func:`run_ring_demo` (per-rank time, memory, bytes; also under torchrun), which the command
+  ``longctx-lab ring`` (:mod:`longctx_lab.cli.ring`) runs.
 - :mod:`.cost_model`: per-device memory, bytes sent and the transfer/compute overlap condition vs P.
 """
 
 from longctx_lab.distributed.allgather import all_gather_attention
-from longctx_lab.distributed.command import RankRecord, RingReport, run_ring_demo
 from longctx_lab.distributed.cost_model import (
     LINKS,
     article_example,
@@ -24,6 +24,7 @@ from longctx_lab.distributed.cost_model import (
     ring_communication,
     ring_memory,
 )
+from longctx_lab.distributed.demo import RankRecord, RingReport, run_ring_demo
 from longctx_lab.distributed.launcher import RingCase, launch, ring_attention_gathered, run_ring_cases
 from longctx_lab.distributed.layouts import LAYOUTS, chunks_of_rank, pair_rule, shard, unshard, work_per_rank
 from longctx_lab.distributed.merge import merge_partials

@@ -35,7 +35,7 @@ and Abbeel 2023, "Ring Attention with Blockwise Transformers for Near-Infinite C
 per-step count is the same, ``4 d c^2`` FLOPs against ``4 c d`` bytes of 16-bit K and V, per head. GQA shrinks
 c* by the group size, a causal mask doubles it. The backward sends K/V and dK/dV
 (``2 * batch * kv_heads * s * head_dim * (b + b_grad)`` bytes) against 2.5x the forward FLOPs
-(:mod:`longctx_lab.cost`'s convention), so ``c*_backward = kv_heads * (b + b_grad) * F / (5 * heads * w * B)``.
+(:mod:`longctx_lab.core.cost`'s convention), so ``c*_backward = kv_heads * (b + b_grad) * F / (5 * heads * w * B)``.
 (:mod:`.ring` sends the dK/dV block after the step's compute, so its own backward does not hide it; the model
 gives the ideal.)
 """
@@ -44,8 +44,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from longctx_lab._validate import check_bool, check_int, check_number, dtype_bytes
-from longctx_lab.configs import H100_SXM, TPU_V5P
+from longctx_lab.core.configs import H100_SXM, TPU_V5P
+from longctx_lab.core.validate import check_bool, check_int, check_number, dtype_bytes
 
 __all__ = [
     "LINKS",

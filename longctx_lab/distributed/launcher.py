@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from longctx_lab._validate import check_bool, check_int, check_number, check_qkv, check_tensor
+from longctx_lab.core.validate import check_bool, check_int, check_number, check_qkv, check_tensor
 from longctx_lab.distributed.layouts import check_divisible, check_layout, shard, unshard
 
 __all__ = ["ALGORITHMS", "RingCase", "free_port", "launch", "ring_attention_gathered", "run_ring_cases"]

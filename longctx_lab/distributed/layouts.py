@@ -20,7 +20,7 @@ import math
 import torch
 import torch.distributed as dist
 
-from longctx_lab._validate import check_bool, check_int, check_number, check_qkv, check_tensor
+from longctx_lab.core.validate import check_bool, check_int, check_number, check_qkv, check_tensor
 
 __all__ = ["LAYOUTS", "check_layout", "check_shard_call", "chunks_of_rank", "chunks_per_rank", "pair_rule", "shard",
            "unshard", "work_per_rank"]

@@ -6,9 +6,9 @@
 - :mod:`.flash`: their launchers and the autograd Function.
 - :mod:`.config`: tile sizes per GPU architecture; :mod:`.aot`: ahead-of-time compile check.
 - :mod:`.interpreter`: run the real forward kernel on CPU in a ``TRITON_INTERPRET=1`` subprocess.
-- :func:`decode_attention`, :func:`decode_attention_with_lse`, :func:`decode_attention_from_cache`
-  (:mod:`.decode_dispatch`): one decode step over a contiguous or paged KV cache; flash-decoding kernels in
-  :mod:`.decode_kernels`, launchers and split heuristic in :mod:`.decode`.
+- :func:`decode_attention`, :func:`decode_attention_with_lse` (:mod:`.decode_dispatch`): one decode step over
+  a contiguous or paged KV cache's tensors; flash-decoding kernels in :mod:`.decode_kernels`, launchers and
+  split heuristic in :mod:`.decode` (:func:`longctx_lab.kvcache.decode_attention_from_cache` takes a cache).
 
 Names are imported lazily so that ``import longctx_lab.kernels.aot`` does not pull in torch.
 """
@@ -24,7 +24,6 @@ _EXPORTS = {
     "run_forward_interpreted": "longctx_lab.kernels.interpreter",
     "decode_attention": "longctx_lab.kernels.decode_dispatch",
     "decode_attention_with_lse": "longctx_lab.kernels.decode_dispatch",
-    "decode_attention_from_cache": "longctx_lab.kernels.decode_dispatch",
 }
 
 __all__ = sorted(_EXPORTS)

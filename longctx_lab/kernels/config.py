@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from longctx_lab._validate import check_int
+from longctx_lab.core.validate import check_int
 
 #: Head dims the kernels support: powers of two from 16 (the smallest ``tl.dot`` tile) to 128.
 SUPPORTED_HEAD_DIMS: tuple[int, ...] = (16, 32, 64, 128)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import triton
 
-from longctx_lab._validate import check_int
+from longctx_lab.core.validate import check_int
 from longctx_lab.kernels import decode_kernels as dk
 from longctx_lab.kernels.config import KernelConfig, decode_kernel_config
 

@@ -39,8 +39,8 @@ import math
 
 import torch
 
-from longctx_lab._validate import check_int, check_number, check_optional_int, check_qkv, check_tensor
 from longctx_lab.attention.tiled import tiled_attention_forward
+from longctx_lab.core.validate import check_int, check_number, check_optional_int, check_qkv, check_tensor
 from longctx_lab.kernels.config import DECODE_HEAD_DIMS
 from longctx_lab.kernels.dispatch import BACKENDS, SUPPORTED_DTYPES, select_backend
 
@@ -49,7 +49,7 @@ try:  # triton is an optional dependency (extras "gpu" and "dev")
 except ImportError:  # pragma: no cover - exercised only where triton is missing
     _decode = None
 
-__all__ = ["MAX_DECODE_Q_LEN", "decode_attention", "decode_attention_from_cache", "decode_attention_with_lse"]
+__all__ = ["MAX_DECODE_Q_LEN", "decode_attention", "decode_attention_with_lse"]
 
 #: Most queries per sequence in one decode call: a decode step, or a few speculative / chunked tokens.
 #: Longer chunks are prefill: use :func:`longctx_lab.kernels.dispatch.flash_attention`.
@@ -236,33 +236,3 @@ def decode_attention(
     """
     return decode_attention_with_lse(q, k, v, lengths, block_table=block_table, window=window, scale=scale,
                                      num_splits=num_splits, backend=backend)[0]
-
-
-def decode_attention_from_cache(
-    q: torch.Tensor,
-    cache,
-    *,
-    window: int | None = None,
-    scale: float | None = None,
-    num_splits: int | None = None,
-    backend: str = "auto",
-) -> torch.Tensor:
-    """:func:`decode_attention` over every slot of a :class:`~longctx_lab.kvcache.ContiguousKVCache` or
-    :class:`~longctx_lab.kvcache.PagedKVCache` (append the new tokens' keys and values first).
-
-    ``q`` ``(cache.batch, heads, q_len, head_dim)``: row ``b`` holds the last ``q_len`` positions of slot ``b``;
-    an empty slot (length 0) gives zeros. Rolling and quantized caches are refused (``TypeError``): use their
-    ``attend``.
-    """
-    from longctx_lab.kvcache import ContiguousKVCache, PagedKVCache
-
-    if isinstance(cache, PagedKVCache):
-        k, v, table = cache.k_pool, cache.v_pool, cache.block_table
-    elif isinstance(cache, ContiguousKVCache):
-        k, v, table = cache.k, cache.v, None
-    else:
-        raise TypeError(f"cache must be a ContiguousKVCache or a PagedKVCache, got {type(cache).__name__} "
-                        "(use its attend method)")
-    return decode_attention(q, k, v, cache.lengths, block_table=table, window=window, scale=scale,
-                            num_splits=num_splits, backend=backend)
-

@@ -38,8 +38,8 @@ import math
 
 import torch
 
-from longctx_lab._validate import check_bool, check_number, check_optional_int, check_qkv
 from longctx_lab.attention.tiled import tiled_attention
+from longctx_lab.core.validate import check_bool, check_number, check_optional_int, check_qkv
 from longctx_lab.kernels.config import SUPPORTED_HEAD_DIMS
 
 try:  # triton is an optional dependency (extras "gpu" and "dev")

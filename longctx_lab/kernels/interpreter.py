@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from longctx_lab._validate import check_int
+from longctx_lab.core.validate import check_int
 from longctx_lab.kernels.dispatch import BF16_INTERPRETER_ISSUE, _validate
 
 

@@ -32,6 +32,10 @@ Kinds, one module each:
 - :class:`QuantizedKVCache` (:mod:`.quantized`): int8/int4 codes, per-token or per-channel scales,
   optional full-precision recent window; ``QuantizedKVCache.kivi(...)`` for KIVI's layout.
 
+A new kind of cache is a module here implementing :class:`~longctx_lab.kvcache.base.KVCache`.
+:func:`decode_attention_from_cache` (:mod:`.decode`) runs the flash-decoding dispatcher over a contiguous or
+paged cache. Caches call :mod:`longctx_lab.kernels`; kernels never import caches.
+
 Example: a two-layer model, prompt of 5 tokens for 2 sequences, then one decoding step::
 
     import torch
@@ -54,6 +58,7 @@ Example: a two-layer model, prompt of 5 tokens for 2 sequences, then one decodin
 from longctx_lab.kvcache.base import KVCache, cached_attention
 from longctx_lab.kvcache.blocks import BlockAllocator
 from longctx_lab.kvcache.contiguous import ContiguousKVCache
+from longctx_lab.kvcache.decode import decode_attention_from_cache
 from longctx_lab.kvcache.paged import PagedKVCache
 from longctx_lab.kvcache.quantized import QuantizedKVCache, dequantize, quantize, quantized_kv_cache_bytes
 from longctx_lab.kvcache.rolling import (
@@ -71,6 +76,7 @@ __all__ = [
     "QuantizedKVCache",
     "RollingKVCache",
     "cached_attention",
+    "decode_attention_from_cache",
     "decode_with_rolling_cache",
     "dequantize",
     "quantize",

@@ -28,8 +28,8 @@ import numbers
 
 import torch
 
-from longctx_lab._validate import check_int, check_optional_int, check_tensor
 from longctx_lab.attention.reference import naive_attention
+from longctx_lab.core.validate import check_int, check_optional_int, check_tensor
 from longctx_lab.kernels.config import SUPPORTED_HEAD_DIMS
 from longctx_lab.kernels.dispatch import SUPPORTED_DTYPES, flash_attention
 

@@ -9,7 +9,7 @@ Releasing or sharing a free block is an error, so a double free cannot corrupt t
 
 from __future__ import annotations
 
-from longctx_lab._validate import check_int
+from longctx_lab.core.validate import check_int
 
 __all__ = ["BlockAllocator"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from longctx_lab._validate import check_int
+from longctx_lab.core.validate import check_int
 from longctx_lab.kvcache.base import KVCache
 
 __all__ = ["ContiguousKVCache"]

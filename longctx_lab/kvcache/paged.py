@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from longctx_lab._validate import check_int, check_optional_int
+from longctx_lab.core.validate import check_int, check_optional_int
 from longctx_lab.kvcache.base import KVCache
 from longctx_lab.kvcache.blocks import BlockAllocator
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import torch
 
-from longctx_lab._validate import check_int, check_tensor, dtype_bytes
-from longctx_lab.cost import kv_cache_bytes
+from longctx_lab.core.cost import kv_cache_bytes
+from longctx_lab.core.validate import check_int, check_tensor, dtype_bytes
 from longctx_lab.kvcache.base import KVCache
 
 __all__ = ["QUANT_AXES", "QUANT_BITS", "QuantizedKVCache", "dequantize", "qmax", "quantize", "quantized_kv_cache_bytes"]
@@ -122,7 +122,7 @@ def quantized_kv_cache_bytes(
     batch: int = 1,
 ) -> int:
     """Bytes of a :class:`QuantizedKVCache` of ``capacity`` tokens per sequence, from
-    :func:`longctx_lab.cost.kv_cache_bytes` (which counts K and V; each stream below is half of it).
+    :func:`longctx_lab.core.cost.kv_cache_bytes` (which counts K and V; each stream below is half of it).
 
     Per stream (K, V): codes for ``capacity`` tokens at ``bits / 8`` bytes per value; scales in ``dtype``,
     ``capacity`` per KV head for ``axis="token"`` (a cache of head dim 1) or ``capacity // group_size`` groups

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import torch
 
-from longctx_lab._validate import check_int, check_qkv
-from longctx_lab.cost import kv_cache_bytes
+from longctx_lab.core.cost import kv_cache_bytes
+from longctx_lab.core.validate import check_int, check_qkv
 from longctx_lab.kvcache.base import KVCache
 
 __all__ = ["RollingKVCache", "decode_with_rolling_cache", "rolling_memory_table", "rolling_slot"]
@@ -195,7 +195,7 @@ def rolling_memory_table(
 
     Each row: ``seq_len``, ``full_bytes`` (all ``seq_len`` tokens), ``rolling_bytes``
     (``min(seq_len, window)`` tokens) and ``saved`` (the fraction of the full cache the buffer saves),
-    all layers, K and V, from :func:`longctx_lab.cost.kv_cache_bytes`.
+    all layers, K and V, from :func:`longctx_lab.core.cost.kv_cache_bytes`.
     """
     window = check_int("window", window, minimum=1)
     if isinstance(seq_lens, (str, bytes)) or not hasattr(seq_lens, "__iter__"):

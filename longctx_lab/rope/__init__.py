@@ -7,7 +7,7 @@
 - :mod:`~longctx_lab.rope.analysis`: wavelengths, interpolated/extrapolated pairs, score decay.
 - :mod:`~longctx_lab.rope.absolute`: sinusoidal and learned absolute encodings, for contrast.
 
-This package stands alone: it imports only torch and ``longctx_lab._validate``.
+This package stands alone: it imports only torch and ``longctx_lab.core.validate``.
 """
 
 from longctx_lab.rope.absolute import learned_position_table, sinusoidal_position_embedding

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from longctx_lab._validate import check_int, check_number
+from longctx_lab.core.validate import check_int, check_number
 
 __all__ = ["learned_position_table", "sinusoidal_position_embedding"]
 

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from longctx_lab._validate import check_int, check_number, check_tensor
+from longctx_lab.core.validate import check_int, check_number, check_tensor
 from longctx_lab.rope.rope import _check_inv_freq, apply_rope
 from longctx_lab.rope.scaling import rope_frequencies
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import torch
 
-from longctx_lab._validate import check_int, check_number, check_tensor
+from longctx_lab.core.validate import check_int, check_number, check_tensor
 
 __all__ = [
     "LAYOUTS",

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from longctx_lab._validate import check_bool, check_int, check_number
+from longctx_lab.core.validate import check_bool, check_int, check_number
 
 __all__ = [
     "ROPE_SCHEMES",

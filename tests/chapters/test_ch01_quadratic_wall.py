@@ -4,8 +4,8 @@
 import pytest
 from claim_helpers import claim_value, one_claim
 
-from longctx_lab.claim_sets import ch01_quadratic_wall as ch01
-from longctx_lab.claims import SEED_ARCHITECTURE
+from longctx_lab.course.claim_sets import ch01_quadratic_wall as ch01
+from longctx_lab.course.claims import SEED_ARCHITECTURE
 
 S = SEED_ARCHITECTURE
 

@@ -8,11 +8,11 @@ import pytest
 from claim_helpers import claim_value, one_claim
 
 from longctx_lab import rope
-from longctx_lab.claim_sets import ch02_rope_scaling as article
-from longctx_lab.claim_sets import ch02_rope_scaling as ch02
-from longctx_lab.claims import SEED_ARCHITECTURE
-from longctx_lab.quiz import ChoiceQuestion, NumericQuestion, Quiz, check_answer
-from longctx_lab.quizzes.ch02_rope_scaling import QUIZ
+from longctx_lab.course.claim_sets import ch02_rope_scaling as article
+from longctx_lab.course.claim_sets import ch02_rope_scaling as ch02
+from longctx_lab.course.claims import SEED_ARCHITECTURE
+from longctx_lab.course.quiz import ChoiceQuestion, NumericQuestion, Quiz, check_answer
+from longctx_lab.course.quizzes.ch02_rope_scaling import QUIZ
 
 
 def _llama31_bands_by_hand():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from claim_helpers import claim_value, one_claim
 
-from longctx_lab.claim_sets import ch03_sliding_window_sparse as article
-from longctx_lab.claim_sets import ch03_sliding_window_sparse as ch03
-from longctx_lab.claims import SEED_ARCHITECTURE, ClaimCheck
-from longctx_lab.quiz import NumericQuestion, check_answer
-from longctx_lab.quizzes.ch03_sliding_window_sparse import QUIZ
+from longctx_lab.course.claim_sets import ch03_sliding_window_sparse as article
+from longctx_lab.course.claim_sets import ch03_sliding_window_sparse as ch03
+from longctx_lab.course.claims import SEED_ARCHITECTURE, ClaimCheck
+from longctx_lab.course.quiz import NumericQuestion, check_answer
+from longctx_lab.course.quizzes.ch03_sliding_window_sparse import QUIZ
 
 
 def test_claims_have_the_expected_verdicts():

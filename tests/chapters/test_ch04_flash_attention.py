@@ -16,12 +16,12 @@ from longctx_lab.attention.tiled import (
     tiled_attention,
     tiled_hbm_bytes,
 )
-from longctx_lab.claim_sets import ch04_flash_attention as article
-from longctx_lab.claim_sets import ch04_flash_attention as ch04
-from longctx_lab.claims import SEED_ARCHITECTURE
-from longctx_lab.cost import attention_flops
-from longctx_lab.quiz import ChoiceQuestion, NumericQuestion, Quiz, check_answer
-from longctx_lab.quizzes.ch04_flash_attention import QUIZ
+from longctx_lab.core.cost import attention_flops
+from longctx_lab.course.claim_sets import ch04_flash_attention as article
+from longctx_lab.course.claim_sets import ch04_flash_attention as ch04
+from longctx_lab.course.claims import SEED_ARCHITECTURE
+from longctx_lab.course.quiz import ChoiceQuestion, NumericQuestion, Quiz, check_answer
+from longctx_lab.course.quizzes.ch04_flash_attention import QUIZ
 
 
 @pytest.mark.parametrize("causal, window", [(False, None), (True, None), (True, 100), (False, 30)])
@@ -90,7 +90,7 @@ def test_saved_for_backward_bytes_measures_growth():
 
 
 def test_cpu_measurements_are_quoted():
-    from longctx_lab.measure import Measurement
+    from longctx_lab.attention.measure import Measurement
 
     rows = [Measurement("naive", 512, 0.01, 1), Measurement("tiled", 512, 0.05, 1)]
     speed = article.claims(rows)[0]

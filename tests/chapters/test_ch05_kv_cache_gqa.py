@@ -6,8 +6,8 @@ import pytest
 import torch
 from claim_helpers import assert_claims_render, assert_quiz_keys, claim_value, one_claim
 
-from longctx_lab.claim_sets import ch05_kv_cache_gqa as ch05
-from longctx_lab.kv_experiments import (
+from longctx_lab.course.claim_sets import ch05_kv_cache_gqa as ch05
+from longctx_lab.course.kv_experiments import (
     QUANT_LAYOUTS,
     Request,
     allocation_waste,
@@ -16,9 +16,9 @@ from longctx_lab.kv_experiments import (
     quantization_sweep,
     request_mix,
 )
+from longctx_lab.course.quiz import NumericQuestion, Quiz
+from longctx_lab.course.quizzes.ch05_kv_cache_gqa import QUIZ
 from longctx_lab.kvcache import PagedKVCache
-from longctx_lab.quiz import NumericQuestion, Quiz
-from longctx_lab.quizzes.ch05_kv_cache_gqa import QUIZ
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,7 @@ def test_draw_paged_cache_draws_every_block():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from longctx_lab.kv_plots import draw_paged_cache
+    from longctx_lab.course.kv_plots import draw_paged_cache
 
     cache = PagedKVCache(4, 6, batch=2, kv_heads=1, head_dim=2)
     cache.append(torch.zeros(1, 1, 5, 2), torch.zeros(1, 1, 5, 2), seq_ids=[0])
@@ -206,7 +206,7 @@ def test_draw_paged_cache_draws_every_block():
 
 
 def test_recorded_cpu_measurements_decide_the_serving_verdicts():
-    from longctx_lab.bench import decode_cpu
+    from longctx_lab.cli.bench import decode_cpu
 
     try:
         recorded = decode_cpu.load_decode_results()
@@ -224,7 +224,7 @@ def test_recorded_cpu_measurements_decide_the_serving_verdicts():
 
 
 def test_decode_kernel_source_is_read_from_the_kernel_file():
-    from longctx_lab.decode_walkthrough import DECODE_KERNEL_FILE, decode_kernel_names, decode_kernel_source
+    from longctx_lab.course.decode_walkthrough import DECODE_KERNEL_FILE, decode_kernel_names, decode_kernel_source
 
     names = decode_kernel_names()
     assert names[:2] == ["decode_split_kernel", "decode_merge_kernel"]
@@ -238,7 +238,7 @@ def test_decode_kernel_source_is_read_from_the_kernel_file():
 
 @pytest.mark.slow
 def test_interpreted_decode_kernel_matches_the_cache():
-    from longctx_lab.decode_walkthrough import run_decode_interpreted
+    from longctx_lab.course.decode_walkthrough import run_decode_interpreted
 
     g = torch.Generator().manual_seed(0)
     cache = PagedKVCache(16, 6, batch=2, kv_heads=2, head_dim=16)

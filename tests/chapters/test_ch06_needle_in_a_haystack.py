@@ -6,11 +6,11 @@ import re
 import pytest
 from claim_helpers import assert_claims_render, assert_quiz_keys, one_claim
 
-from longctx_lab.claim_sets import ch06_needle_in_a_haystack as ch06
-from longctx_lab.niah.show import format_sample
-from longctx_lab.quiz import NumericQuestion, Quiz
-from longctx_lab.quizzes.ch06_needle_in_a_haystack import QUIZ
-from longctx_lab.tasks import TASKS, VOCAB, make_sample
+from longctx_lab.course.claim_sets import ch06_needle_in_a_haystack as ch06
+from longctx_lab.course.quiz import NumericQuestion, Quiz
+from longctx_lab.course.quizzes.ch06_needle_in_a_haystack import QUIZ
+from longctx_lab.lm.niah.show import format_sample
+from longctx_lab.lm.tasks import TASKS, VOCAB, make_sample
 
 FLAT = {0.0: 1.0, 0.25: 1.0, 0.5: 1.0, 0.75: 1.0, 1.0: 1.0}
 U_SHAPE = {0.0: 1.0, 0.25: 0.6, 0.5: 0.4, 0.75: 0.6, 1.0: 0.8}
@@ -105,7 +105,7 @@ def test_format_sample_keeps_needles_and_counts_the_filler(task):
 
 
 def test_format_sample_errors():
-    with pytest.raises(TypeError, match="sample must be a longctx_lab.tasks.Sample"):
+    with pytest.raises(TypeError, match="sample must be a longctx_lab.lm.tasks.Sample"):
         format_sample([1, 2, 3])
     with pytest.raises(ValueError, match="keep"):
         format_sample(make_sample("passkey", 32, 0.5), keep=-1)

@@ -6,9 +6,9 @@ import math
 import pytest
 from claim_helpers import assert_claims_render, assert_quiz_keys, claim_value, one_claim
 
-from longctx_lab.claim_sets import ch07_production_stacks as ch07
-from longctx_lab.quiz import NumericQuestion, Quiz
-from longctx_lab.quizzes.ch07_production_stacks import QUIZ
+from longctx_lab.course.claim_sets import ch07_production_stacks as ch07
+from longctx_lab.course.quiz import NumericQuestion, Quiz
+from longctx_lab.course.quizzes.ch07_production_stacks import QUIZ
 
 RING = {"procs": 4, "seq_len": 1024, "max_error": 6e-7, "messages": 3}
 

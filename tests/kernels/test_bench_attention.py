@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from longctx_lab.bench import attention as bench
+from longctx_lab.cli.bench import attention as bench
 
 
 def parse(argv):

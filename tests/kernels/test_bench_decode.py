@@ -8,7 +8,7 @@ import argparse
 import pytest
 import torch
 
-from longctx_lab.bench import decode as bench
+from longctx_lab.cli.bench import decode as bench
 
 
 def parse(argv):

@@ -19,10 +19,10 @@ from longctx_lab.kernels.decode import MAX_SPLITS, MIN_TILES_PER_SPLIT, choose_n
 from longctx_lab.kernels.decode_dispatch import (
     MAX_NUM_SPLITS,
     decode_attention,
-    decode_attention_from_cache,
     decode_attention_with_lse,
 )
 from longctx_lab.kernels.dispatch import interpreter_active
+from longctx_lab.kvcache import decode_attention_from_cache
 
 BACKENDS = ["auto", "triton", "torch"]
 

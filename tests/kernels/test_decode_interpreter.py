@@ -21,10 +21,10 @@ from kernel_env import on_cuda
 from longctx_lab.kernels import decode
 from longctx_lab.kernels.decode_dispatch import (
     decode_attention,
-    decode_attention_from_cache,
     decode_attention_with_lse,
 )
 from longctx_lab.kernels.dispatch import select_backend
+from longctx_lab.kvcache import decode_attention_from_cache
 
 pytestmark = pytest.mark.triton
 

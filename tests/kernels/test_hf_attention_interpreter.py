@@ -1,4 +1,4 @@
-"""longctx_lab.hf_attention on the Triton kernels: tiny HF models against ``sdpa`` (Triton interpreter on CPU, or
+"""longctx_lab.lm.hf.attention on the Triton kernels: tiny HF models against ``sdpa`` (Triton interpreter on CPU, or
 compiled with ``LONGCTX_LAB_KERNEL_DEVICE=cuda``). The unit stage tests the same adapter on the PyTorch path
 (``tests/test_hf_attention.py``). float32 (the kernels' dot products are IEEE there); tolerance ``1e-4`` absolute on
 logits up to ~6 (the PyTorch path measures up to 6e-6).
@@ -15,8 +15,8 @@ transformers = pytest.importorskip("transformers")
 
 from transformers import AutoModelForCausalLM, DynamicCache, LlamaConfig, MistralConfig, Qwen2Config  # noqa: E402
 
-from longctx_lab.hf_attention import NAME, register  # noqa: E402
 from longctx_lab.kernels.dispatch import select_backend  # noqa: E402
+from longctx_lab.lm.hf.attention import NAME, register  # noqa: E402
 
 pytestmark = pytest.mark.triton
 
