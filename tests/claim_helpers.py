@@ -33,12 +33,13 @@ def assert_quiz_keys(quiz) -> None:
 
 
 def assert_claims_render(checks, *, minimum: int) -> None:
-    """At least ``minimum`` checks, shown with the tolerance policy, each explained and computed; a "wrong"
-    verdict decided by a rule shows its comparison."""
-    from longctx_lab.course.claims import TOLERANCE_POLICY, ClaimCheck, show_claims
+    """At least ``minimum`` checks, shown folded with a link to the tolerance policy, each explained and computed;
+    a "wrong" verdict decided by a rule shows its comparison."""
+    from longctx_lab.course.claims import POLICY_PLACE, ClaimCheck, show_claims
 
     assert all(isinstance(c, ClaimCheck) for c in checks) and len(checks) >= minimum
-    assert TOLERANCE_POLICY in str(show_claims(checks))
+    assert POLICY_PLACE in str(show_claims(checks))
+    assert show_claims(checks)._repr_html_().startswith("<details")
     for c in checks:
         assert c.explanation.strip() and c.computed.strip()
         if c.verdict == "wrong" and c.rule:

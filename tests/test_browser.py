@@ -315,3 +315,98 @@ def test_book_page_offline_math_quiz_and_no_dead_widgets(chromium, book, page_na
             browser.close()
     assert not blocked, f"the page tried to reach the network: {blocked[:5]}"
     assert not errors, f"errors in the page: {errors[:5]}"
+
+
+#: Chapters written to the course's teaching layout (issues 23 and 24): their built pages are measured below.
+TAUGHT_PAGES = ("ch01_quadratic_wall.html", "ch02_rope_scaling.html", "ch03_sliding_window_sparse.html",
+                "ch04_flash_attention.html")
+BOOK_VIEWPORT = {"width": 1280, "height": 1000}
+MAX_CLAIM_SHARE = 0.10
+MIN_FIGURE_TEXT_PT = 8.0
+LAYOUT_JS = """() => {
+  const main = document.querySelector('main');
+  const shown = e => e.getClientRects().length > 0 && e.getBoundingClientRect().height > 0;
+  const claims = [...main.querySelectorAll('table.longctx-claims')].filter(shown)
+    .reduce((sum, t) => sum + t.getBoundingClientRect().height, 0);
+  const sideways = [...main.querySelectorAll('*')].filter(e => {
+    const ox = getComputedStyle(e).overflowX;
+    return (ox === 'auto' || ox === 'scroll') && shown(e) && e.scrollWidth > e.clientWidth + 1;
+  }).map(e => `${e.tagName.toLowerCase()}.${[...e.classList].join('.')}: ${e.scrollWidth}px in ${e.clientWidth}px: `
+             + (e.innerText || '').trim().split('\\n')[0].slice(0, 90));
+  const figures = [...main.querySelectorAll('.cell_output img')].filter(shown).map(img => ({
+    src: img.currentSrc || img.src, shown: img.getBoundingClientRect().width, natural: img.naturalWidth}));
+  return {height: main.getBoundingClientRect().height, claims, sideways, figures};
+}"""
+
+
+def figure_text_points(png: Path, shown_px: float, natural_px: float) -> float | None:
+    """The smallest text of a course figure as the page shows it, in points (CSS: 96 px per inch), from the
+    pixel height :func:`longctx_lab.core.display.use_course_style` stamps into the PNG; ``None`` if unstamped."""
+    from PIL import Image
+
+    from longctx_lab.core.display import FIGURE_TEXT_KEY
+
+    with Image.open(png) as image:
+        stamp = getattr(image, "text", {}).get(FIGURE_TEXT_KEY)
+    if stamp is None or natural_px <= 0:
+        return None
+    return float(stamp) * (shown_px / natural_px) * 72 / 96
+
+
+def test_figure_text_points_reads_the_stamp(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from longctx_lab.core.display import use_course_style
+
+    use_course_style()
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.plot([0, 1])
+    ax.set_title("ten points", fontsize=10)
+    ax.tick_params(labelsize=6)
+    fig.savefig(tmp_path / "f.png")
+    plt.close(fig)
+    natural = 400  # 4 in at 100 dpi
+    assert figure_text_points(tmp_path / "f.png", natural, natural) == pytest.approx(6 * 100 / 72 * 72 / 96, rel=1e-2)
+    assert figure_text_points(tmp_path / "f.png", natural / 2, natural) == pytest.approx(6 * 100 / 96 / 2, rel=1e-2)
+    plt.figure().savefig(tmp_path / "empty.png")
+    assert figure_text_points(tmp_path / "empty.png", 100, 100) is None
+
+
+@pytest.mark.parametrize("page_name", TAUGHT_PAGES)
+def test_taught_chapter_page_layout(chromium, book, page_name):
+    """At the book's width: folded fact-checks (visible claim tables under 10% of the page), no code or output
+    block that scrolls sideways, and every figure's smallest text at least 8 pt as shown."""
+    from urllib.parse import unquote, urlparse
+
+    from playwright.sync_api import sync_playwright
+
+    page_path = book / page_name
+    assert page_path.exists(), f"the book has no page {page_name}"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_FLAGS)
+        context = browser.new_context(viewport=BOOK_VIEWPORT)
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file://")
+                      else route.abort())
+        page = context.new_page()
+        try:
+            page.goto(page_path.as_uri())
+            page.wait_for_load_state("load")
+            layout = page.evaluate(LAYOUT_JS)
+        finally:
+            context.close()
+            browser.close()
+    share = layout["claims"] / layout["height"]
+    assert share <= MAX_CLAIM_SHARE, f"{page_name}: open claim tables take {share:.0%} of the page (at most 10%)"
+    assert not layout["sideways"], f"{page_name}: blocks that scroll sideways:\n" + "\n".join(layout["sideways"])
+    assert layout["figures"], f"{page_name}: no figure"
+    small = []
+    for fig in layout["figures"]:
+        png = Path(unquote(urlparse(fig["src"]).path))
+        points = figure_text_points(png, fig["shown"], fig["natural"])
+        if points is None or points < MIN_FIGURE_TEXT_PT:
+            small.append(f"{png.name}: " + ("no text stamp (drawn before use_course_style?)" if points is None
+                                             else f"smallest text {points:.1f} pt at {fig['shown']:.0f} px wide"))
+    assert not small, f"{page_name}: figures whose text is under {MIN_FIGURE_TEXT_PT:g} pt:\n" + "\n".join(small)

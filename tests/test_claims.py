@@ -2,6 +2,8 @@
 claims, checked against arithmetic done here by hand (not against the claim sets' own expressions)."""
 
 
+from html import escape as html_escape
+
 import pytest
 
 from longctx_lab.course.claim_sets import ch01_quadratic_wall as ch01
@@ -9,6 +11,7 @@ from longctx_lab.course.claim_sets import ch02_rope_scaling as ch02
 from longctx_lab.course.claim_sets import ch03_sliding_window_sparse as ch03
 from longctx_lab.course.claim_sets import ch04_flash_attention as ch04
 from longctx_lab.course.claims import (
+    POLICY_PLACE,
     SEED_ARCHITECTURE,
     TOLERANCE_POLICY,
     ClaimCheck,
@@ -17,6 +20,7 @@ from longctx_lab.course.claims import (
     check_statement,
     parse_stated,
     show_claims,
+    verdict_counts,
 )
 
 S = SEED_ARCHITECTURE
@@ -100,13 +104,39 @@ def test_arguments_are_checked():
         show_claims(["not a claim"])
 
 
-def test_every_table_states_the_policy(all_checks):
+def test_every_table_links_to_the_one_policy_and_folds(all_checks):
     for checks in all_checks.values():
         table = show_claims(checks)
-        assert TOLERANCE_POLICY in str(table)
+        assert POLICY_PLACE in str(table) and TOLERANCE_POLICY not in str(table)
         html = table._repr_html_()
-        assert "<table>" in html and "<tfoot>" in html and "How numbers are judged" in html
-    assert "How numbers are judged" in all_checks["ch01"][0]._repr_html_()
+        assert html.startswith("<details class='longctx-claims'><summary>") and "</table></details>" in html
+        assert "<tfoot>" in html and POLICY_PLACE.split(",")[0] in html
+        assert str(len(checks)) + " claims" in table.summary()
+    assert "How a number is judged" in all_checks["ch01"][0]._repr_html_()
+
+
+def test_an_inline_table_is_open_and_has_one_claim_column(all_checks):
+    checks = all_checks["ch01"][:2]
+    html = show_claims(checks, collapsed=False)._repr_html_()
+    assert html.startswith("<table class='longctx-claims'") and html.count("<th>") == 4
+    for c in checks:  # the claim's cell holds the stated words once, and no second column repeats them
+        one = show_claims([c], collapsed=False)._repr_html_()
+        claim_cell = one.split("<tr><td>", 1)[1].split("</td>", 1)[0]
+        assert claim_cell.lower().count(html_escape(c.stated.strip()).lower()) == 1, claim_cell
+
+
+def test_show_claims_names_a_bad_argument():
+    with pytest.raises(TypeError, match="collapsed must be a bool"):
+        show_claims([], collapsed="no")
+    with pytest.raises(ValueError, match="title must be a non-empty string"):
+        show_claims([], title=" ")
+
+
+def test_the_summary_counts_verdicts():
+    rows = [check_statement(f"s{i}", verdict=v, evidence="e", source="s", explanation="x")
+            for i, v in enumerate(("wrong", "correct", "wrong"))]
+    assert show_claims(rows).summary() == "Fact-check: 3 claims from the two articles (1 correct, 2 wrong)"
+    assert verdict_counts(rows) == {"correct": 1, "wrong": 2}
 
 
 def test_every_number_in_every_chapter_follows_the_policy(all_checks):

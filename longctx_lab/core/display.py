@@ -121,10 +121,55 @@ def show_widgets(function: Callable, *, note: str = "", **controls) -> bool:
 #: The course's colours, in the order plots use them.
 PALETTE = ["#1f5aa6", "#d1495b", "#2a9d8f", "#e9a03b", "#6b4c9a", "#5c5c5c"]
 
+#: PNG text keys stamped on every figure drawn after :func:`use_course_style`: the height in pixels of the
+#: figure's smallest visible text, and the resolution it was drawn at. The book test reads them to check
+#: that a figure's text stays readable at the width the page shows it (``tests/test_browser.py``).
+FIGURE_TEXT_KEY = "longctx-min-text-px"
+FIGURE_DPI_KEY = "longctx-dpi"
+
+
+def smallest_text_points(fig) -> float | None:
+    """The font size in points of ``fig``'s smallest visible, non-empty text (tick labels included), or ``None``."""
+    from matplotlib.text import Text
+
+    sizes = [t.get_fontsize() for t in fig.findobj(Text)
+             if t.get_visible() and t.get_text().strip()]
+    return min(sizes) if sizes else None
+
+
+def _stamp_text_size(print_figure):
+    """Wrap ``FigureCanvasBase.print_figure`` so a PNG carries :data:`FIGURE_TEXT_KEY` and :data:`FIGURE_DPI_KEY`."""
+    import functools
+
+    @functools.wraps(print_figure)
+    def wrapper(self, filename, *args, **kwargs):
+        fmt = kwargs.get("format") or (str(filename).rsplit(".", 1)[-1] if isinstance(filename, str | os.PathLike)
+                                       else None)
+        if fmt == "png":
+            import matplotlib
+
+            fig = self.figure
+            fig.draw_without_rendering()  # tick labels get their text at draw time
+            points = smallest_text_points(fig)
+            dpi = kwargs.get("dpi") or matplotlib.rcParams["savefig.dpi"]
+            dpi = fig.dpi if dpi == "figure" else float(dpi)
+            if points is not None:
+                stamp = {FIGURE_TEXT_KEY: f"{points * dpi / 72:.2f}", FIGURE_DPI_KEY: f"{dpi:g}"}
+                kwargs["metadata"] = {**(kwargs.get("metadata") or {}), **stamp}
+        return print_figure(self, filename, *args, **kwargs)
+
+    wrapper._longctx_stamp = True
+    return wrapper
+
 
 def use_course_style() -> None:
-    """Apply the course's matplotlib defaults (call once at the top of a notebook)."""
+    """Apply the course's matplotlib defaults (call once at the top of a notebook).
+
+    Every PNG drawn afterwards also records the pixel height of its smallest text (:data:`FIGURE_TEXT_KEY`),
+    so that the built book can be checked for figures whose labels shrink below a readable size.
+    """
     import matplotlib.pyplot as plt  # here, not at the top: progress bars should not pay for matplotlib
+    from matplotlib.backend_bases import FigureCanvasBase
 
     plt.rcParams.update({
         "figure.figsize": (7.5, 4.2),
@@ -137,3 +182,5 @@ def use_course_style() -> None:
         "font.size": 11,
         "legend.frameon": False,
     })
+    if not getattr(FigureCanvasBase.print_figure, "_longctx_stamp", False):
+        FigureCanvasBase.print_figure = _stamp_text_size(FigureCanvasBase.print_figure)

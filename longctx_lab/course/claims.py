@@ -3,7 +3,7 @@
 A :class:`ClaimCheck` records what an article says, what we compute, and a verdict. For numbers
 the verdict is derived from the two values, never typed in, and the rule that decided it is
 computed from the claim itself, never picked per claim. The course uses one policy
-(:data:`TOLERANCE_POLICY`, shown under every claim table):
+(:data:`TOLERANCE_POLICY`, explained once, in chapter 1; every claim table links there):
 
 * **Snippet output** (:func:`check_printed`): what an article prints as the output of its own code
   is compared, as text, with what that code prints when it is run. ``148.77`` beside a printed
@@ -298,44 +298,97 @@ def check_statement(
 _COLOURS = {"correct": "#1b7f3b", "wrong": "#b3261e", "misleading": "#b26a00", "unsupported": "#6b5b95"}
 
 
+#: Where the course explains :data:`TOLERANCE_POLICY`, once; every claim table links there instead of
+#: repeating it.
+POLICY_PLACE = "chapter 1, section “How the fact-checks judge a number”"
+
+
+def _claim_cell(c: ClaimCheck) -> str:
+    """The claim as the article makes it, once: the stated words, prefixed by the topic when they need it."""
+    e = html.escape
+    stated, claim = c.stated.strip(), c.claim.strip()
+    if stated.lower() in claim.lower():
+        text = claim
+    elif claim.lower() in stated.lower():
+        text = stated
+    else:
+        text = f"{claim}: “{stated}”"
+    return f"{e(text)}<br><small><i>{e(c.source)}</i></small>"
+
+
 def claims_table_html(checks: list[ClaimCheck]) -> str:
-    """One HTML table; its footer states :data:`TOLERANCE_POLICY`."""
+    """One HTML table, four columns (the claim as stated, what we compute, the verdict, why), sized to the
+    page's width; it links to the one place the tolerance policy is explained (:data:`POLICY_PLACE`)."""
     e = html.escape
     rows = []
     for c in checks:
         notes = "".join(f"<br><small>{e(note)}</small>" for note in (c.comparison, c.rule) if note)
         rows.append(
-            f"<tr><td>{e(c.claim)}<br><small><i>{e(c.source)}</i></small></td><td>{e(c.stated)}</td>"
-            f"<td>{e(c.computed)}{notes}</td>"
-            f"<td style='color:{_COLOURS[c.verdict]};font-weight:bold'>{c.verdict}</td><td>{e(c.explanation)}</td></tr>"
+            f"<tr><td>{_claim_cell(c)}</td><td>{e(c.computed)}{notes}</td>"
+            f"<td style='color:{_COLOURS[c.verdict]};font-weight:bold'>{c.verdict}</td>"
+            f"<td>{e(c.explanation)}</td></tr>"
         )
-    head = "<tr><th>claim</th><th>article says</th><th>we compute</th><th>verdict</th><th>why</th></tr>"
-    foot = f"<tfoot><tr><td colspan='5'><small>{e(TOLERANCE_POLICY)}</small></td></tr></tfoot>"
-    return f"<table>{head}{''.join(rows)}{foot}</table>"
+    cols = "<colgroup><col style='width:30%'><col style='width:27%'><col style='width:11%'><col></colgroup>"
+    head = "<tr><th>the article says</th><th>we compute</th><th>verdict</th><th>why</th></tr>"
+    foot = f"<tfoot><tr><td colspan='4'><small>How a number is judged: {e(POLICY_PLACE)}.</small></td></tr></tfoot>"
+    style = "table-layout:fixed;width:100%;overflow-wrap:anywhere;font-size:0.9em"
+    return f"<table class='longctx-claims' style='{style}'>{cols}{head}{''.join(rows)}{foot}</table>"
+
+
+def verdict_counts(checks: list[ClaimCheck]) -> dict[str, int]:
+    """How many checks have each verdict, in :data:`VERDICTS` order, zero counts left out."""
+    counts = {v: sum(c.verdict == v for c in checks) for v in VERDICTS}
+    return {v: n for v, n in counts.items() if n}
 
 
 class ClaimTable(list):
-    """A list of checks that renders as one HTML table in a notebook and as text elsewhere,
-    with the tolerance policy as its footer."""
+    """A list of checks that renders as one HTML table in a notebook and as text elsewhere.
+
+    ``collapsed`` (the default) wraps the table in a closed ``<details>`` element whose one-line summary
+    counts the verdicts: the full fact-check sits folded at a chapter's end, in JupyterLab and in the book
+    alike. ``collapsed=False`` shows the table open, for the one to three article errors a chapter
+    discusses in its prose."""
+
+    def __init__(self, checks=(), *, collapsed: bool = True, title: str = "Fact-check"):
+        super().__init__(checks)
+        self.collapsed = collapsed
+        self.title = title
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{n} {v}" for v, n in verdict_counts(list(self)).items())
+        noun = "claim" if len(self) == 1 else "claims"
+        return f"{self.title}: {len(self)} {noun} from the two articles ({counts})"
 
     def _repr_html_(self) -> str:
-        return claims_table_html(list(self))
+        table = claims_table_html(list(self))
+        if not self.collapsed:
+            return table
+        return (f"<details class='longctx-claims'><summary><b>{html.escape(self.summary())}</b>: "
+                "click to open</summary>" + table + "</details>")
 
     def __str__(self) -> str:
-        return "\n\n".join([*(str(c) for c in self), TOLERANCE_POLICY])
+        return "\n\n".join([self.summary(), *(str(c) for c in self), f"How a number is judged: {POLICY_PLACE}."])
 
     __repr__ = __str__
 
 
-def show_claims(checks: list[ClaimCheck]) -> ClaimTable:
-    """Return the checks as a table: HTML as a notebook cell's last expression, text in a terminal."""
+def show_claims(checks: list[ClaimCheck], *, collapsed: bool = True, title: str = "Fact-check") -> ClaimTable:
+    """Return the checks as a table: HTML as a notebook cell's last expression, text in a terminal.
+
+    Folded by default (a chapter's closing fact-check); ``collapsed=False`` for a few claims discussed
+    inline."""
     for c in checks:
         if not isinstance(c, ClaimCheck):
             raise TypeError(f"checks must hold ClaimCheck objects, got {type(c).__name__}")
-    return ClaimTable(checks)
+    if not isinstance(collapsed, bool):
+        raise TypeError(f"collapsed must be a bool, got {type(collapsed).__name__} {collapsed!r}")
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError(f"title must be a non-empty string, got {title!r}")
+    return ClaimTable(checks, collapsed=collapsed, title=title)
 
 
 __all__ = [
+    "POLICY_PLACE",
     "SEED_ARCHITECTURE",
     "SEED_PRODUCTION",
     "TOLERANCE_POLICY",
@@ -349,4 +402,5 @@ __all__ = [
     "claims_table_html",
     "parse_stated",
     "show_claims",
+    "verdict_counts",
 ]

@@ -127,6 +127,11 @@ def check_answer(question: Question, answer) -> Feedback:
 _LARGEST = 1.7976931348623157e308  # the largest float, an open end that JSON can still write
 
 
+def _after_a_miss(verdict: str, q: NumericQuestion) -> str:
+    """A wrong number's feedback: which way it is off, then the reasoning (the explanation shows either way)."""
+    return f"{verdict} {q.explanation}" if q.explanation else f"{verdict} Recompute it with the chapter's formula."
+
+
 def to_jupyterquiz(quiz: Quiz) -> list[dict]:
     """The quiz in jupyterquiz's JSON format (multiple_choice / many_choice / numeric)."""
     items = []
@@ -153,10 +158,10 @@ def to_jupyterquiz(quiz: Quiz) -> list[dict]:
                     {"type": "range", "range": [lo, hi], "correct": True,
                      "feedback": q.explanation or "Correct."},
                     {"type": "range", "range": [-_LARGEST, lo], "correct": False,
-                     "feedback": "Too low: recompute it with the chapter's formula."},
+                     "feedback": _after_a_miss("Too low.", q)},
                     {"type": "range", "range": [hi, _LARGEST], "correct": False,
-                     "feedback": "Too high: recompute it with the chapter's formula."},
-                    {"type": "default", "feedback": "Not quite: recompute it with the chapter's formula."},
+                     "feedback": _after_a_miss("Too high.", q)},
+                    {"type": "default", "feedback": _after_a_miss("Not quite.", q)},
                 ],
             })
     return items
