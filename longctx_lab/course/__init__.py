@@ -8,6 +8,8 @@
   and block tables), :mod:`.decode_walkthrough` (chapter 5's flash-decoding kernel read and run),
   :mod:`.stacks` and :mod:`.stack_plots` (chapter 7's production stacks), :mod:`.planner_widget`.
   A new chapter helper is a module here.
+- :mod:`.course_map` (the map that opens every chapter) and :mod:`.diagrams` (explanatory pictures, one
+  module per chapter).
 - :mod:`.grading`: the checks the autograded exercises call, and the nbgrader preprocessors and audit
   behind them. A new grading check goes in :mod:`.grading`.
 """
