@@ -104,6 +104,41 @@ def test_describe_runtime_says_what_runs_where(monkeypatch, capsys):
     assert "matplotlib 3.7.0 is outside the range" in text
 
 
+DEV_TOOLS = {"ipykernel": "6.17.1", "transformers": "4.44.0", "nbgrader": "0.8.0", "pytest": "7.0.0",
+             "jupyterlab": "3.6.0"}
+
+
+def test_chapters_check_only_what_they_run(monkeypatch):
+    """Colab's ipykernel and transformers lie outside the dev ranges: a chapter must not tell a learner to
+    reinstall them (upgrading ipykernel can break the runtime); ``longctx-lab env`` still names them."""
+    _fake_versions(monkeypatch, {**DEV_TOOLS, "torch": "2.1.0", "triton": "3.0.0"})
+    text = environment.runtime_description()
+    for name in DEV_TOOLS:
+        assert name not in text, f"the chapters' runtime check names the dev tool {name}:\n{text}"
+    assert "torch 2.1.0 is outside the range" in text
+    assert "triton 3.0.0 is outside the range" in text and "(extra 'gpu')" in text
+    runtime = {p.package for p in environment.version_problems(runtime_only=True)}
+    assert runtime == {"torch", "triton"}
+    everything = {p.package for p in environment.version_problems()}
+    assert everything >= {"torch", "triton", *DEV_TOOLS}
+    info = environment.report(probe_interpreter=False)
+    assert {p["package"] for p in info["version_problems"]} == everything
+
+
+def test_runtime_extras_are_declared_and_dev_is_not_one():
+    declared = md.metadata(environment.DISTRIBUTION).get_all("Provides-Extra")
+    assert environment.RUNTIME_EXTRAS <= set(declared)
+    assert "dev" not in environment.RUNTIME_EXTRAS and "grading" not in environment.RUNTIME_EXTRAS
+    runtime = {req.name for req, extra in environment.declared_requirements()
+               if extra is None or extra in environment.RUNTIME_EXTRAS}
+    assert not runtime & {"ipykernel", "transformers", "nbgrader", "nbformat", "pytest"}
+
+
+def test_runtime_description_is_quiet_when_the_chapters_packages_are_in_range(monkeypatch):
+    _fake_versions(monkeypatch, DEV_TOOLS)
+    assert "every package the chapters use is inside the ranges" in environment.runtime_description()
+
+
 def test_unknown_distribution_declares_nothing():
     assert environment.version_problems("no-such-distribution-longctx") == []
 
@@ -121,3 +156,8 @@ def test_format_problems_rejects_non_lists():
         environment.format_problems("torch")
     with pytest.raises(TypeError, match="info"):
         environment.format_report([])
+
+
+def test_runtime_only_must_be_a_bool():
+    with pytest.raises(TypeError, match="runtime_only"):
+        environment.version_problems(runtime_only="yes")

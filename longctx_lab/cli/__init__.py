@@ -4,6 +4,11 @@
 ``ring`` (:mod:`.ring`) each have a module whose ``add_parser(sub)`` registers the subcommand, with the shared
 argument types in :mod:`.args`. Benchmarks are discovered in :mod:`longctx_lab.cli.bench`: each module there
 exposes ``add_arguments(parser)`` and ``run(args) -> int`` and becomes ``longctx-lab bench <name>``.
+
+``longctx-lab --help`` imports no compute code (no torch, numpy, matplotlib, nbformat): a subcommand's
+arguments are added only when the command line chooses it (:class:`LazySubParsers`), and the modules this
+module imports to register subcommands import only the standard library and :mod:`.args` at module level
+(``tests/test_cli_light.py``). What a subcommand computes is imported inside the function that runs it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,43 @@ import importlib
 import json
 import pkgutil
 import sys
+from pathlib import Path
+
+from longctx_lab import __version__
+
+#: How to install what ``longctx-lab audit`` needs (nbformat, nbgrader): the ``grading`` extra.
+GRADING_INSTALL = 'pip install "longctx-lab[grading]"'
+
+
+class LazySubParsers(argparse._SubParsersAction):
+    """Subcommands whose arguments are added only when the command line chooses one.
+
+    ``add_parser(name, fill=f, ...)`` registers ``name`` with its one-line help at once (what ``--help`` lists);
+    ``f(parser)`` adds its arguments, once, when parsing reaches ``name`` (or on :meth:`fill`). A ``fill`` may
+    import what its defaults and choices need; listing the subcommands imports none of it.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._fillers: dict = {}
+
+    def add_parser(self, name, *, fill=None, **kwargs):
+        parser = super().add_parser(name, **kwargs)
+        if fill is not None:
+            self._fillers[name] = fill
+        return parser
+
+    def fill(self, name: str) -> argparse.ArgumentParser:
+        """The parser of subcommand ``name``, with its arguments added."""
+        filler = self._fillers.pop(name, None)
+        if filler is not None:
+            filler(self._name_parser_map[name])
+        return self._name_parser_map[name]
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values and values[0] in self._name_parser_map:
+            self.fill(values[0])
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _bench_modules() -> dict:
@@ -29,6 +71,11 @@ def _cmd_env(args) -> int:
     return 0
 
 
+def _add_env_arguments(p) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--no-probe", action="store_true", help="skip running a kernel in the Triton interpreter")
+
+
 def _cmd_plan(args) -> int:
     from longctx_lab.lm.hf.planner import plan
 
@@ -42,10 +89,9 @@ def _cmd_plan(args) -> int:
     return 0
 
 
-def _add_plan_parser(sub) -> None:
+def _add_plan_arguments(p) -> None:
     from longctx_lab.lm.hf.config import shipped_configs
 
-    p = sub.add_parser("plan", help="weights, KV cache, FLOPs per token and what fits on a GPU, from a config.json")
     shipped = ", ".join(sorted(shipped_configs()))
     p.add_argument("config", help=f"a Hugging Face config.json, or a shipped one: {shipped}")
     p.add_argument("--context", type=int, default=None, help="tokens per sequence (default: max_position_embeddings)")
@@ -54,10 +100,15 @@ def _add_plan_parser(sub) -> None:
     p.add_argument("--kv-dtype", default=None, help="KV-cache dtype (default: --dtype)")
     p.add_argument("--gpu-mem", type=float, default=None, metavar="GiB", help="GPU memory in GiB: what fits")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_cmd_plan)
 
 
 def _cmd_audit(args) -> int:
+    try:
+        import nbformat  # noqa: F401 - the audit reads notebooks with it
+    except ImportError:
+        print(f"longctx-lab audit: error: the audit needs nbformat, part of the grading tools; install them with "
+              f"{GRADING_INSTALL}", file=sys.stderr)
+        return 2
     from longctx_lab.course.grading.audit import run
 
     try:
@@ -67,17 +118,19 @@ def _cmd_audit(args) -> int:
         return 2
 
 
-def _add_audit_parser(sub) -> None:
-    from longctx_lab.course.grading.audit import add_arguments
+def _add_audit_arguments(p) -> None:
+    p.add_argument("assignment", help="assignment (chapter folder), e.g. ch01_quadratic_wall")
+    p.add_argument("--course", type=Path, default=Path("."), help="course directory (default: .)")
+    p.add_argument("--submitted", default="submitted", help="collected submissions, relative to the course")
+    p.add_argument("--source", default="solutions", help="source notebooks, relative to the course")
+    p.add_argument("--csv", type=Path, default=None,
+                   help="CSV to write (default: audit-<assignment>.csv in the course directory)")
 
-    p = sub.add_parser("audit", help="after `nbgrader collect`: flag answers that patch the grader, and damaged "
-                                     "graded cells (table + CSV)")
-    add_arguments(p)
-    p.set_defaults(func=_cmd_audit)
 
-
-#: Modules that each add one subcommand: ``add_parser(sub)`` registers it (with ``set_defaults(func=...)``).
-#: A new subcommand is a module in this package; one line here makes it part of ``longctx-lab``.
+#: Modules that each add one subcommand: ``add_parser(sub)`` registers it (with ``set_defaults(func=...)``),
+#: its arguments through ``sub.add_parser(name, fill=...)`` (:class:`LazySubParsers`). At module level they
+#: import only the standard library and :mod:`.args`. A new subcommand is a module in this package; one line
+#: here makes it part of ``longctx-lab``.
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "longctx_lab.cli.train",
     "longctx_lab.cli.ring",
@@ -85,25 +138,33 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+def _add_bench_parsers(bench) -> None:
+    bench_sub = bench.add_subparsers(dest="bench", required=True, action=LazySubParsers)
+    for name in sorted(_bench_modules()):
+        module = importlib.import_module(f"longctx_lab.cli.bench.{name}")  # standard library only at module level
+        help_ = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None
+        p = bench_sub.add_parser(name.replace("_", "-"), help=help_,  # module decode_cpu -> `bench decode-cpu`
+                                 fill=module.add_arguments)
+        p.set_defaults(func=module.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``longctx-lab`` parser; a subcommand's arguments are added when parsing chooses it."""
     parser = argparse.ArgumentParser(prog="longctx-lab", description="Tools for the longctx-lab course.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    env = sub.add_parser("env", help="versions, device, Triton, and what the course will use here")
-    env.add_argument("--json", action="store_true", help="print JSON")
-    env.add_argument("--no-probe", action="store_true", help="skip running a kernel in the Triton interpreter")
+    parser.add_argument("--version", action="version", version=f"longctx-lab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, action=LazySubParsers)
+    env = sub.add_parser("env", help="versions, device, Triton, and what the course will use here",
+                         fill=_add_env_arguments)
     env.set_defaults(func=_cmd_env)
-    _add_plan_parser(sub)
-    _add_audit_parser(sub)
+    plan = sub.add_parser("plan", help="weights, KV cache, FLOPs per token and what fits on a GPU, from a "
+                                       "config.json", fill=_add_plan_arguments)
+    plan.set_defaults(func=_cmd_plan)
+    audit = sub.add_parser("audit", help="after `nbgrader collect`: flag answers that patch the grader, and "
+                                         "damaged graded cells (table + CSV)", fill=_add_audit_arguments)
+    audit.set_defaults(func=_cmd_audit)
     for module_name in SUBCOMMAND_MODULES:
         importlib.import_module(module_name).add_parser(sub)
-    bench = sub.add_parser("bench", help="run a benchmark and record JSON under benchmarks/results/")
-    bench_sub = bench.add_subparsers(dest="bench", required=True)
-    for name in sorted(_bench_modules()):
-        module = importlib.import_module(f"longctx_lab.cli.bench.{name}")
-        help_ = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None
-        p = bench_sub.add_parser(name.replace("_", "-"), help=help_)  # module decode_cpu -> `bench decode-cpu`
-        module.add_arguments(p)
-        p.set_defaults(func=module.run)
+    sub.add_parser("bench", help="run a benchmark and record JSON under benchmarks/results/", fill=_add_bench_parsers)
     return parser
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from longctx_lab.cli.args import command_line, fraction, one_line_errors, positive_float, positive_int
 from longctx_lab.cli.train import task_option
 
-__all__ = ["INFERENCE_ROPE_SCHEMES", "add_parser", "run"]
+__all__ = ["INFERENCE_ROPE_SCHEMES", "add_arguments", "add_parser", "run"]
 
 #: ``--rope`` choices and the flags each takes (``longrope`` needs per-pair factors: use the Python API).
 INFERENCE_ROPE_SCHEMES: dict[str, tuple[str, ...]] = {
@@ -70,13 +70,20 @@ def _depth_list(text: str) -> list[float]:
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    """Register ``longctx-lab niah`` on the subparsers ``sub``."""
+    """Register ``longctx-lab niah`` on the subparsers ``sub`` (a :class:`longctx_lab.cli.LazySubParsers`: the
+    arguments are added when ``niah`` is chosen)."""
+    p = one_line_errors(sub.add_parser(
+        "niah", help="needle-in-a-haystack grid (lengths x depths) for a checkpoint or a Hugging Face model: "
+                     "JSON + heatmap PNG, effective length", fill=add_arguments))
+    p.set_defaults(func=run)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add ``longctx-lab niah``'s arguments to ``p`` (imports the task list and RULER's threshold)."""
     from longctx_lab.lm.niah import RULER_THRESHOLD
     from longctx_lab.lm.tasks import TASKS
 
-    p = one_line_errors(sub.add_parser(
-        "niah", help="needle-in-a-haystack grid (lengths x depths) for a checkpoint or a Hugging Face model: "
-                     "JSON + heatmap PNG, effective length"))
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="DIR", help="a tiny-LM checkpoint directory (longctx-lab train --out)")
     src.add_argument("--shipped", metavar="NAME", help="a checkpoint shipped with the package, e.g. passkey-128")
@@ -110,8 +117,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     r.add_argument("--high-freq-factor", type=positive_float, default=None, help="llama3 (default 4)")
     r.add_argument("--rope-base", type=positive_float, default=None, help="RoPE base (default: the checkpoint's)")
     r.add_argument("--window", type=positive_int, default=None, help="sliding window of W keys in every layer")
-    p.set_defaults(func=run)
-    return p
 
 
 class _Usage(ValueError):

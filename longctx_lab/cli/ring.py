@@ -10,12 +10,11 @@ import argparse
 import json
 import sys
 
-from longctx_lab.core.validate import check_number
-from longctx_lab.distributed.demo import DTYPES, run_ring_demo, run_under_torchrun, under_torchrun
-from longctx_lab.distributed.launcher import ALGORITHMS
-
 
 def _cmd_ring(args) -> int:
+    from longctx_lab.core.validate import check_number
+    from longctx_lab.distributed.demo import run_ring_demo, run_under_torchrun, under_torchrun
+
     st_args = dict(procs=args.procs, seq_len=args.seq_len, heads=args.heads, kv_heads=args.kv_heads,
                    head_dim=args.head_dim, batch=args.batch, causal=args.causal, layout=args.layout,
                    algorithm=args.algorithm, dtype=args.dtype, backward=args.backward, seed=args.seed,
@@ -40,9 +39,18 @@ def _cmd_ring(args) -> int:
 
 
 def add_parser(sub) -> None:
-    """Register ``longctx-lab ring`` on the subcommand parsers ``sub``."""
+    """Register ``longctx-lab ring`` on the subcommand parsers ``sub`` (a :class:`longctx_lab.cli.LazySubParsers`:
+    the arguments are added when ``ring`` is chosen)."""
     p = sub.add_parser("ring", help="ring attention over P processes: per-rank time, memory and bytes sent, "
-                                    "checked against float64 attention (also under torchrun)")
+                                    "checked against float64 attention (also under torchrun)", fill=add_arguments)
+    p.set_defaults(func=_cmd_ring)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add ``longctx-lab ring``'s arguments to ``p`` (imports the demo for its dtypes and algorithms)."""
+    from longctx_lab.distributed.demo import DTYPES
+    from longctx_lab.distributed.launcher import ALGORITHMS
+
     p.add_argument("--procs", type=int, default=None,
                    help="ranks to spawn on this machine (default 4); under torchrun: WORLD_SIZE (leave it out)")
     p.add_argument("--seq-len", type=int, default=256, help="tokens in the whole sequence (default 256)")
@@ -63,4 +71,3 @@ def add_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed runs before the timed one (default 1)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds before the run is stopped (default 120)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.set_defaults(func=_cmd_ring)

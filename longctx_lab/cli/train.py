@@ -32,7 +32,7 @@ from longctx_lab.cli.args import (
     positive_int,
 )
 
-__all__ = ["add_parser", "build_config", "parse_seq_len", "task_option"]
+__all__ = ["add_arguments", "add_parser", "build_config", "parse_seq_len", "task_option"]
 
 
 def parse_seq_len(text: str) -> int | tuple[int, int]:
@@ -81,14 +81,22 @@ def _train_defaults() -> dict:
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    """Register ``longctx-lab train`` on the subparsers ``sub``."""
+    """Register ``longctx-lab train`` on the subparsers ``sub`` (a :class:`longctx_lab.cli.LazySubParsers`: the
+    arguments, whose defaults come from :func:`~longctx_lab.lm.train.train`, are added when ``train`` is chosen)."""
+    p = one_line_errors(sub.add_parser(
+        "train", help="train the tiny LM on a synthetic task (CPU, seeded) and save a checkpoint with its command",
+        fill=add_arguments))
+    p.set_defaults(func=run)
+    return p
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add ``longctx-lab train``'s arguments to ``p`` (imports the model and training code for the defaults)."""
     from longctx_lab.lm.model import LMConfig
     from longctx_lab.lm.tasks import TASKS
     from longctx_lab.lm.train import PASSKEY_MODEL
 
     d = _train_defaults()
-    p = one_line_errors(sub.add_parser(
-        "train", help="train the tiny LM on a synthetic task (CPU, seeded) and save a checkpoint with its command"))
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write (config.json, model.pt)")
     p.add_argument("--task", choices=TASKS, default=None, help=f"synthetic task (default {d['task']})")
     p.add_argument("--task-option", type=task_option, action="append", default=None, metavar="NAME=INT",
@@ -133,8 +141,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="the context the model is meant for (default: the longest training length)")
     m.add_argument("--name", default=None, help="model name stored in the config (default '<task>-<length>', "
                                                 "with --init the checkpoint's)")
-    p.set_defaults(func=run)
-    return p
 
 
 #: Shape flag -> :class:`LMConfig` field; without ``--init`` a flag left out takes

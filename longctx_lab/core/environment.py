@@ -5,7 +5,11 @@ Binder, Colab with or without a GPU):
 
 - the versions of the packages the course uses, and **which of them lie outside the ranges
   longctx-lab declares** (:func:`version_problems`, read from the installed package metadata, so
-  the ranges are exactly those of ``pyproject.toml``), each with the command that fixes it;
+  the ranges are exactly those of ``pyproject.toml``), each with the command that fixes it. A chapter
+  (:func:`describe_runtime`) checks only what the chapters run: the runtime dependencies and the extras of
+  :data:`RUNTIME_EXTRAS` (``gpu``: triton). The developer tools (extras ``dev``, ``grading``: ipykernel,
+  transformers, nbgrader, pytest...) are checked by ``longctx-lab env`` only: a learner on Colab is never told
+  to reinstall the kernel the notebook runs in;
 - whether a CUDA GPU is there and which attention path runs (Triton kernels, or PyTorch: its fused
   SDPA kernel or the tiled path), printed by :func:`describe_runtime` (what the chapters' install cell calls, see
   ``tools/colab_cell.py``);
@@ -27,6 +31,9 @@ PACKAGES = ("torch", "triton", "numpy", "matplotlib", "jupyterlab", "ipywidgets"
 
 #: The distribution name whose metadata declares the supported ranges.
 DISTRIBUTION = "longctx-lab"
+#: Extras whose packages the chapters use at run time where they are installed. The others (``dev``,
+#: ``grading``) hold the tools that build, test and grade the course; only ``longctx-lab env`` checks them.
+RUNTIME_EXTRAS = frozenset({"gpu"})
 
 
 def installed_version(name: str) -> str | None:
@@ -104,20 +111,26 @@ def declared_requirements(distribution: str = DISTRIBUTION) -> list[tuple[object
     return pairs
 
 
-def version_problems(distribution: str = DISTRIBUTION) -> list[VersionProblem]:
+def version_problems(distribution: str = DISTRIBUTION, *, runtime_only: bool = False) -> list[VersionProblem]:
     """Every declared dependency that is missing (runtime ones) or installed outside its declared range.
 
     Runtime dependencies must be installed and in range. Dependencies of the extras (``dev``,
-    ``gpu``) are optional: they are checked where they are installed. Versions with a local label
-    (``2.13.0+cpu``, ``2.5.1+cu121``) are compared by their public part, as pip does. Returns an
-    empty list when ``distribution`` itself is not installed (nothing declares a range then).
+    ``gpu``, ``grading``) are optional: they are checked where they are installed. With ``runtime_only``,
+    only the runtime dependencies and those of :data:`RUNTIME_EXTRAS` are checked (what the chapters run; a
+    package that a runtime extra and ``dev`` both declare is checked against the runtime extra's range).
+    Versions with a local label (``2.13.0+cpu``, ``2.5.1+cu121``) are compared by their public part, as pip
+    does. Returns an empty list when ``distribution`` itself is not installed (nothing declares a range then).
     """
     from packaging.version import InvalidVersion, Version
 
+    if not isinstance(runtime_only, bool):
+        raise TypeError(f"runtime_only must be a bool, got {type(runtime_only).__name__} {runtime_only!r}")
     try:
         requirements = declared_requirements(distribution)
     except md.PackageNotFoundError:
         return []
+    if runtime_only:
+        requirements = [(req, extra) for req, extra in requirements if extra is None or extra in RUNTIME_EXTRAS]
     problems: list[VersionProblem] = []
     seen: set[tuple[str, str]] = set()
     for req, extra in requirements:
@@ -247,7 +260,8 @@ def format_report(info: dict) -> str:
 
 
 def runtime_description() -> str:
-    """What will run where: the GPU (or none), the attention path, and any out-of-range packages.
+    """What will run where: the GPU (or none), the attention path, and any out-of-range package the chapters
+    run (``version_problems(runtime_only=True)``: developer tools are left to ``longctx-lab env``).
 
     Quick (no subprocess, no Triton import), so every chapter's install cell can afford it.
     """
@@ -265,8 +279,8 @@ def runtime_description() -> str:
              f"{installed_version('triton') or 'not installed'}",
              f"GPU         {gpu}",
              f"Attention   {_attention_path(cuda, has_triton)}{bf16}"]
-    problems = format_problems(version_problems())
-    lines.append(problems or "Versions    every installed package is inside the ranges longctx-lab declares")
+    problems = format_problems(version_problems(runtime_only=True))
+    lines.append(problems or "Versions    every package the chapters use is inside the ranges longctx-lab declares")
     return "\n".join(lines)
 
 

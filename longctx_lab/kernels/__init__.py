@@ -10,6 +10,11 @@
   a contiguous or paged KV cache's tensors; flash-decoding kernels in :mod:`.decode_kernels`, launchers and
   split heuristic in :mod:`.decode` (:func:`longctx_lab.kvcache.decode_attention_from_cache` takes a cache).
 
+- :func:`triton_available`, :func:`triton_unavailable_message`: where Triton is missing (macOS and Windows have
+  no triton wheels) a chapter's kernel cell prints the message and shows the PyTorch path's result instead.
+  Modules that import triton at module level (``flash``, ``flash_kernels``, ``decode``, ``decode_kernels``) are
+  imported only by the dispatchers, inside ``try``; everything else here runs without triton.
+
 Names are imported lazily so that ``import longctx_lab.kernels.aot`` does not pull in torch.
 """
 
@@ -21,6 +26,8 @@ _EXPORTS = {
     "flash_attention": "longctx_lab.kernels.dispatch",
     "flash_attention_with_lse": "longctx_lab.kernels.dispatch",
     "select_backend": "longctx_lab.kernels.dispatch",
+    "triton_available": "longctx_lab.kernels.dispatch",
+    "triton_unavailable_message": "longctx_lab.kernels.dispatch",
     "run_forward_interpreted": "longctx_lab.kernels.interpreter",
     "decode_attention": "longctx_lab.kernels.decode_dispatch",
     "decode_attention_with_lse": "longctx_lab.kernels.decode_dispatch",

@@ -42,11 +42,14 @@ from longctx_lab.attention.tiled import tiled_attention
 from longctx_lab.core.validate import check_bool, check_number, check_optional_int, check_qkv
 from longctx_lab.kernels.config import SUPPORTED_HEAD_DIMS
 
-try:  # triton is an optional dependency (extras "gpu" and "dev")
+try:  # triton is an optional dependency (extras "gpu" and "dev"); macOS and Windows have no triton wheels
     from longctx_lab.kernels import flash as _flash
     from longctx_lab.kernels.flash_kernels import is_interpreted as _is_interpreted
-except ImportError:  # pragma: no cover - exercised only where triton is missing
+
+    _TRITON_IMPORT_ERROR: str | None = None
+except ImportError as _error:  # exercised by the notebooks-no-triton stage (tests/no_triton)
     _flash = None
+    _TRITON_IMPORT_ERROR = str(_error) or type(_error).__name__
 
     def _is_interpreted() -> bool:
         return False
@@ -66,6 +69,20 @@ BF16_INTERPRETER_ISSUE = "https://github.com/triton-lang/triton/issues/11584"
 def triton_available() -> bool:
     """True when ``triton`` imports and the kernels are defined (compiled or interpreted)."""
     return _flash is not None
+
+
+def triton_unavailable_message() -> str:
+    """One line for a chapter's kernel cell where :func:`triton_available` is False: Triton is not available on this
+    platform (and why), and the cell shows the PyTorch path's result instead. Empty where Triton is available."""
+    if _flash is not None:
+        return ""
+    import importlib.util
+    import platform
+
+    why = ("triton is not installed; pip wheels exist for Linux only, on Linux: pip install 'longctx-lab[gpu]'"
+           if importlib.util.find_spec("triton") is None else f"import triton failed: {_TRITON_IMPORT_ERROR}")
+    return (f"Triton is not available on this platform ({platform.system() or 'unknown'}: {why}); "
+            f"showing the PyTorch path's result instead")
 
 
 def interpreter_active() -> bool:

@@ -24,6 +24,9 @@ structure flags
 
 The result is a list of :class:`Flag`; :func:`format_table` prints it, :func:`write_csv` writes it.
 A flag is a reason to look at the submission, not a verdict.
+
+nbformat (the ``grading`` extra) is imported by the functions that read notebooks, so that the command line can
+list ``audit`` and its arguments, and say how to install it, where it is missing.
 """
 
 from __future__ import annotations
@@ -34,8 +37,6 @@ import csv
 import re
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-
-import nbformat
 
 CODE_FLAGS = ("package", "grading", "ipython", "patch", "tracing", "signal", "exit")
 STRUCTURE_FLAGS = ("missing", "duplicated", "edited", "metadata", "stripped", "unknown")
@@ -276,6 +277,8 @@ def _task(grade_id: str) -> str:
 
 def release_cells(source_nb) -> list:
     """The cells of the release made from ``source_nb``: hidden tests stripped (solutions are not compared)."""
+    import nbformat
+
     cells = []
     for cell in source_nb.cells:
         cell = nbformat.from_dict(dict(cell))
@@ -350,6 +353,8 @@ def _own_answer(gid, by_id) -> str:
 def audit_assignment(course: Path, assignment: str, *, submitted_dir: str = "submitted",
                      source_dir: str = "solutions") -> list[Flag]:
     """Flags for every student's submission of ``assignment`` under ``course/submitted_dir``."""
+    import nbformat
+
     course = Path(course)
     source = course / source_dir / assignment
     if not isinstance(assignment, str) or not assignment or not source.is_dir():
@@ -404,17 +409,9 @@ def write_csv(flags: list[Flag], path: Path) -> None:
         writer.writerows(astuple(f) for f in flags)
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("assignment", help="assignment (chapter folder), e.g. ch01_quadratic_wall")
-    parser.add_argument("--course", type=Path, default=Path("."), help="course directory (default: .)")
-    parser.add_argument("--submitted", default="submitted", help="collected submissions, relative to the course")
-    parser.add_argument("--source", default="solutions", help="source notebooks, relative to the course")
-    parser.add_argument("--csv", type=Path, default=None,
-                        help="CSV to write (default: audit-<assignment>.csv in the course directory)")
-
-
 def run(args) -> int:
-    """``longctx-lab audit``: print the table, write the CSV; exit status 1 when anything is flagged."""
+    """``longctx-lab audit`` (its arguments: :mod:`longctx_lab.cli`): print the table, write the CSV; exit status 1
+    when anything is flagged."""
     flags = audit_assignment(args.course, args.assignment, submitted_dir=args.submitted, source_dir=args.source)
     out = args.csv or args.course / f"audit-{args.assignment}.csv"
     write_csv(flags, out)
