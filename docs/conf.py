@@ -46,6 +46,8 @@ myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 3
 
 html_theme = "sphinx_book_theme"
+html_static_path = ["_static"]
+html_css_files = ["course.css"]  # code blocks sized so 88 columns fit the page
 html_title = "longctx-lab: how long-context language models work"
 html_last_updated_fmt = None
 html_context = {"default_mode": "light"}  # pydata-sphinx-theme logs an error on a first visit without it

@@ -325,7 +325,8 @@ MAX_CLAIM_SHARE = 0.10
 MIN_FIGURE_TEXT_PT = 8.0
 LAYOUT_JS = """() => {
   const main = document.querySelector('main');
-  const shown = e => e.getClientRects().length > 0 && e.getBoundingClientRect().height > 0;
+  const shown = e => e.getClientRects().length > 0 && e.getBoundingClientRect().height > 0
+    && (!e.checkVisibility || e.checkVisibility());
   const claims = [...main.querySelectorAll('table.longctx-claims')].filter(shown)
     .reduce((sum, t) => sum + t.getBoundingClientRect().height, 0);
   const sideways = [...main.querySelectorAll('*')].filter(e => {

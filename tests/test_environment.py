@@ -112,7 +112,7 @@ def test_chapters_check_only_what_they_run(monkeypatch):
     """Colab's ipykernel and transformers lie outside the dev ranges: a chapter must not tell a learner to
     reinstall them (upgrading ipykernel can break the runtime); ``longctx-lab env`` still names them."""
     _fake_versions(monkeypatch, {**DEV_TOOLS, "torch": "2.1.0", "triton": "3.0.0"})
-    text = environment.runtime_description()
+    text = " ".join(environment.runtime_description().split())  # folded at 88 columns: compare the words
     for name in DEV_TOOLS:
         assert name not in text, f"the chapters' runtime check names the dev tool {name}:\n{text}"
     assert "torch 2.1.0 is outside the range" in text
@@ -161,3 +161,12 @@ def test_format_problems_rejects_non_lists():
 def test_runtime_only_must_be_a_bool():
     with pytest.raises(TypeError, match="runtime_only"):
         environment.version_problems(runtime_only="yes")
+
+
+def test_the_runtime_description_fits_a_page(monkeypatch):
+    """Every chapter prints it in cell 1: no line may scroll sideways in the book (88 columns)."""
+    from longctx_lab.core import environment
+
+    long = [line for line in environment.runtime_description().splitlines() if len(line) > 88]
+    assert not long, long
+    assert environment._wrap("Attention   " + "word " * 40).splitlines()[1].startswith(" " * 12 + "word")

@@ -281,7 +281,17 @@ def runtime_description() -> str:
              f"Attention   {_attention_path(cuda, has_triton)}{bf16}"]
     problems = format_problems(version_problems(runtime_only=True))
     lines.append(problems or "Versions    every package the chapters use is inside the ranges longctx-lab declares")
-    return "\n".join(lines)
+    return "\n".join(_wrap(line) for text in lines for line in text.splitlines())
+
+
+def _wrap(line: str, width: int = 88) -> str:
+    """``line`` folded at ``width`` columns, continuation lines indented under the text after its label, so
+    the description fits a notebook cell and the book's page without scrolling sideways."""
+    import textwrap
+
+    label = line[:12] if line[:12].strip() and line[11:12] == " " else ""
+    return textwrap.fill(line, width=width, subsequent_indent=" " * len(label), break_on_hyphens=False,
+                         break_long_words=False)
 
 
 def describe_runtime() -> None:
