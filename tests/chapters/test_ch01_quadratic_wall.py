@@ -1,8 +1,11 @@
 """Chapter 1's claim verdicts, each checked against arithmetic done here (the policy: tests/test_claims.py)."""
 
 
+import math
+
+import matplotlib
 import pytest
-from claim_helpers import claim_value, one_claim
+from claim_helpers import assert_claims_render, assert_quiz_keys, claim_value, one_claim
 
 from longctx_lab.course.claim_sets import ch01_quadratic_wall as ch01
 from longctx_lab.course.claims import SEED_ARCHITECTURE
@@ -97,4 +100,93 @@ def test_ch01_hardware_and_serving(all_checks):
     assert decode.verdict == "misleading" and "except the input embedding" in decode.computed
 
 
-# --- chapter 3 ------------------------------------------------------------------------------------
+def test_ch01_picked_names_the_inline_errors_and_refuses_ambiguity(all_checks):
+    inline = ch01.picked("80 GB per layer", "on-chip slower than HBM", "Time-to-first-token scales linearly")
+    assert [c.verdict for c in inline] == ["wrong"] * 3
+    assert all(c in all_checks["ch01"] for c in inline)
+    with pytest.raises(ValueError, match="exactly one"):
+        ch01.picked("tokens")  # many claims
+    with pytest.raises(ValueError, match="exactly one"):
+        ch01.picked("no such claim")
+    assert_claims_render(all_checks["ch01"], minimum=20)
+
+
+# --- quiz -------------------------------------------------------------------------------------------
+
+def test_ch01_quiz_keys():
+    from dataclasses import replace
+
+    from longctx_lab.course.quiz import NumericQuestion, check_answer
+    from longctx_lab.course.quizzes.ch01_quadratic_wall import QUIZ
+
+    many = [q for q in QUIZ.questions if getattr(q, "multiple", False)]
+    assert_quiz_keys(replace(QUIZ, questions=tuple(q for q in QUIZ.questions if q not in many)))
+    for q in many:  # all the correct options together, and only those
+        assert check_answer(q, q.correct_indices).correct
+        assert not check_answer(q, {min(q.correct_indices)}).correct
+    numeric = [q.answer for q in QUIZ.questions if isinstance(q, NumericQuestion)]
+    assert numeric[0] == 32768**2 * 2 / 2**30
+    assert numeric[1] == 2 * 80 * 8 * 128 * 131072 * 2 / 1e9
+    assert numeric[2] == (4096 * 4097 / 2) / 4096**2
+    assert numeric[3] == pytest.approx(50 * 3.35e12 / 1e12)  # below the H100's ridge: the bandwidth slope
+    assert numeric[4] == pytest.approx(2039e9 / 16e9)  # one read of 16 GB of weights per token
+
+
+# --- diagrams ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def agg():
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from longctx_lab.core.display import smallest_text_points, use_course_style
+
+    use_course_style()
+    yield smallest_text_points
+    plt.close("all")
+
+
+def _texts(fig):
+    from matplotlib.text import Text
+
+    return " | ".join(t.get_text() for t in fig.findobj(Text))
+
+
+def test_ch01_diagrams_fit_the_book_and_show_the_cells_numbers(agg):
+    import torch
+
+    from longctx_lab.core import configs, cost
+    from longctx_lab.course.diagrams import ch01_quadratic_wall as dg
+
+    q = torch.tensor([[1.0, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]])
+    s = q @ q.T / math.sqrt(3)
+    p = s.softmax(-1)
+    figs = [dg.draw_attention_steps(s, p, q, p @ q), dg.draw_pair_grids((4, 8)),
+            dg.draw_memory_hierarchy(configs.A100_80GB_SXM),
+            dg.draw_roofline(configs.H100_SXM, {"decode": 1.1}), dg.draw_kv_cache(6)]
+    for fig in figs:
+        width, _ = fig.get_size_inches()
+        assert width <= 7.5 and agg(fig) >= 9
+    attention, grids, hierarchy, roof, kv = (_texts(f) for f in figs)
+    assert f"{p[0, 0].item():.2f}" in attention and "16 scores" in attention
+    assert f"{cost.attended_pairs(8, causal=True)} causal" not in grids  # the title words it as "keeps"
+    assert f"causal keeps {cost.attended_pairs(8, causal=True)}" in grids and "64 pairs" in grids
+    assert f"{configs.A100_80GB_SXM.smem_bandwidth / 1e12:,.2f} TB/s" in hierarchy
+    assert f"{configs.H100_SXM.ridge_intensity:.0f} FLOPs/byte" in roof
+    assert f"no cache: {cost.attended_pairs(6, causal=True)} projections" in kv and "KV cache: 6" in kv
+    with pytest.raises(ValueError):
+        dg.draw_attention_steps(s, p, q, p)
+    with pytest.raises(ValueError):
+        dg.projection_counts(0)
+
+
+def test_ch01_hierarchy_rows_are_fastest_first_and_on_chip_first():
+    from longctx_lab.core.configs import A100_80GB_SXM
+    from longctx_lab.course.diagrams import ch01_quadratic_wall as dg
+
+    rows = dg.hierarchy_rows(A100_80GB_SXM)
+    assert [r[0] for r in rows][:4] == ["registers", "SRAM (shared memory / L1)", "L2 cache", "HBM"]
+    assert [r[3] for r in rows] == [True, True, True, False, False]
+    caps = [r[1] for r in rows]
+    assert caps[3] < caps[4]  # HBM < host RAM
+

@@ -302,3 +302,16 @@ def serving_claims() -> list[ClaimCheck]:
 
 def claims() -> list[ClaimCheck]:
     return attention_matrix_claims() + kv_cache_claims() + flops_claims() + hierarchy_claims() + serving_claims()
+
+
+def picked(*labels: str) -> list[ClaimCheck]:
+    """The claims whose text contains each of ``labels``, in that order: the few article errors the chapter
+    discusses inline (the full table stays folded at the chapter's end). Each label must match one claim."""
+    every = claims()
+    found = []
+    for label in labels:
+        matches = [c for c in every if label in c.claim]
+        if len(matches) != 1:
+            raise ValueError(f"label must match exactly one claim, {label!r} matches {len(matches)}")
+        found.append(matches[0])
+    return found
