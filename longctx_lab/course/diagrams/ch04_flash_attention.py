@@ -159,7 +159,8 @@ def draw_tile_classes(panels: dict, block: int):
     cmap = ListedColormap([_SKIP, _EDGE, _FULL])
     fig, axes = plt.subplots(1, len(panels), figsize=(7.5, 3.3))
     for ax, (title, tiles) in zip(axes, panels.items(), strict=True):
-        ax.imshow(tiles.numpy() if hasattr(tiles, "numpy") else tiles, cmap=cmap, vmin=0, vmax=2, interpolation="nearest")
+        grid = tiles.numpy() if hasattr(tiles, "numpy") else tiles
+        ax.imshow(grid, cmap=cmap, vmin=0, vmax=2, interpolation="nearest")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("key tile", fontsize=10)
         ax.set_xticks(range(0, tiles.shape[1], 4))
