@@ -3,7 +3,7 @@
 import torch
 
 from longctx_lab.attention.block_sparsity import EMPTY, classify_blocks
-from longctx_lab.attention.mask_predicates import causal_predicate, sliding_window_predicate
+from longctx_lab.attention.mask_predicates import causal_predicate
 from longctx_lab.attention.naive_tiled_snippet import snippet_error
 from longctx_lab.attention.online_softmax import SoftmaxState, finalize, merge_states
 from longctx_lab.attention.tiled import tiled_hbm_bytes
@@ -19,8 +19,7 @@ def _merged_lse() -> float:
 
 
 _CAUSAL_TILES = int((classify_blocks(causal_predicate(), 128, q_len=4096) != EMPTY).sum())
-_WINDOW_TILES = classify_blocks(sliding_window_predicate(256), 64, q_len=2048)
-_WINDOW_TILES_LAST_ROW = int((_WINDOW_TILES[-1] != EMPTY).sum())
+_SNIPPET_WEIGHT = snippet_error(1000, 8, 96)["snippet_row_weight_sum"]
 _INTENSITY = attention_flops(8192, 128) / tiled_hbm_bytes(8192, head_dim=128, block_q=128, block_k=64)
 
 QUIZ = Quiz(
@@ -49,12 +48,13 @@ QUIZ = Quiz(
             computed_by="finalize(merge_states(SoftmaxState(2, 3), SoftmaxState(5, 1)))[1]",
         ),
         NumericQuestion(
-            prompt="The articles' tiled snippet (softmax inside each block, outputs added) with n = 512 and "
-            "block_size = 128: what do a query row's attention weights add up to?",
-            answer=snippet_error(512, 64, 128)["snippet_row_weight_sum"],
+            prompt="A tiled loop that takes an ordinary softmax inside each key tile and adds the tiles' outputs, "
+            "run with 1,000 keys in tiles of 96: what do one query row's attention weights add up to?",
+            answer=_SNIPPET_WEIGHT,
             rel_tol=0.001,
-            explanation="One per key block: each block's softmax sums to 1 and there are 4 key blocks.",
-            computed_by="snippet_error(512, 64, 128)['snippet_row_weight_sum']",
+            explanation="One per key tile: 1000 / 96 rounds up to 11 tiles (the last one holds only 40 keys), and "
+            "each tile's softmax sums to 1 on its own, however small its scores. Exact attention sums to 1.",
+            computed_by="snippet_error(1000, 8, 96)['snippet_row_weight_sum']",
         ),
         NumericQuestion(
             prompt="Causal self-attention, n = 4096, 128 x 128 tiles. How many of the 1,024 tiles does the forward "
@@ -64,15 +64,6 @@ QUIZ = Quiz(
             explanation="The 32 x 32 grid's lower triangle with its diagonal: 32 * 33 / 2. Only the 32 diagonal "
             "tiles need an element-wise mask.",
             computed_by="(classify_blocks(causal_predicate(), 128, q_len=4096) != EMPTY).sum()",
-        ),
-        NumericQuestion(
-            prompt="Causal sliding window w = 256 (flash-attn window_size=(255, 0)), 64 x 64 tiles, n = 2048. How "
-            "many key tiles does the last query block visit?",
-            answer=float(_WINDOW_TILES_LAST_ROW),
-            rel_tol=0.001,
-            explanation="Its rows see keys from p - 255 to p: the diagonal tile, three full tiles and one partial "
-            "tile at the far edge of the window.",
-            computed_by="(classify_blocks(sliding_window_predicate(256), 64, q_len=2048)[-1] != EMPTY).sum()",
         ),
         NumericQuestion(
             prompt="Tiled forward, one head, n = 8192, d = 128, fp16, block_q = 128: forward FLOPs per byte of HBM "
@@ -105,26 +96,48 @@ QUIZ = Quiz(
             ),
         ),
         ChoiceQuestion(
-            prompt="Grouped-query attention with 32 query heads and 8 KV heads: how does the kernel find the K/V "
-            "of query head 13?",
+            prompt="In the backward pass, each entry of a softmax row's gradient needs delta_i = sum_j P_ij dP_ij, "
+            "a sum over the whole row. Why can a FlashAttention backward still process one tile at a time?",
             options=(
-                Option("It reads KV head 13 // 4 = 3 directly; K/V are never copied", correct=True,
-                       explanation="Query heads 12-15 share KV head 3; its gradients are summed over those 4."),
-                Option("K and V are repeat_interleave'd to 32 heads first, then head 13 is read",
-                       explanation="Correct values, but it copies K/V 4x in HBM: what GQA is meant to avoid."),
-                Option("It reads KV head 13 % 8 = 5",
-                       explanation="That is the 'repeat' (tiled) order, not repeat_interleave: wrong heads."),
+                Option("Because delta_i equals dO_i . O_i, which a pre-pass computes from the output and its "
+                       "gradient, before any tile is visited", correct=True,
+                       explanation="The P-weighted average of the V_j is the output row O_i, so the P-weighted "
+                       "average of dP_ij = dO_i . V_j is dO_i . O_i: two vectors of length d."),
+                Option("Because delta_i is zero: a softmax row sums to 1, so the term cancels",
+                       explanation="The P_ij sum to 1, but P_ij dP_ij need not: delta is generally non-zero."),
+                Option("It cannot: the backward stores the full n x n matrix P after all",
+                       explanation="It stores only one LSE per row and rebuilds each P tile from it."),
+                Option("Each tile uses its own partial sum over its keys, and the errors cancel over tiles",
+                       explanation="A partial sum over one tile's keys gives a wrong gradient; nothing cancels it."),
             ),
         ),
         ChoiceQuestion(
-            prompt="Causal attention with q_len = 12 > kv_len = 5 (bottom-right aligned). What do the first 7 query "
-            "rows get?",
+            prompt="A Triton program loads a row of 5 scores into 8 lanes with a mask. Which value must the 3 "
+            "masked lanes load (the 'other' argument of tl.load) for the row softmax to be right?",
             options=(
-                Option("Output zeros and LSE = -inf: they sit before key 0 and see no key", correct=True,
-                       explanation="Documented and tested: no NaN, zero gradients. LSE = -inf (the log of an empty "
-                       "sum) is this course's choice; flash-attn's forward also writes zeros but stores LSE = +inf."),
-                Option("NaN, as softmax of an all -inf row", explanation="A kernel must never return NaN silently."),
-                Option("The mean of V", explanation="That would be attention with all scores equal, not no keys."),
+                Option("-inf", correct=True,
+                       explanation="It never wins the max, and exp(-inf - m) = 0 adds nothing to the sum."),
+                Option("0", explanation="exp(0 - m) is positive, so each padding lane would steal weight; and "
+                       "0 becomes the max of a row of negative scores."),
+                Option("+inf", explanation="It would become the max, and inf - inf gives NaN."),
+                Option("Anything: masked lanes are ignored by tl.max and tl.sum",
+                       explanation="The mask only guards the memory access; the lanes still hold the 'other' "
+                       "value and take part in every reduction."),
+            ),
+        ),
+        ChoiceQuestion(
+            prompt="Tiled forward, causal mask off: you double the query tile from 64 to 128 rows and keep the key "
+            "tile. What happens to the HBM bytes read for K and V?",
+            options=(
+                Option("They roughly halve", correct=True,
+                       explanation="K and V are read once per query tile; half as many query tiles, half the "
+                       "re-reads. (The tiles must still fit in SRAM, which bounds how far this goes.)"),
+                Option("They double", explanation="Bigger query tiles mean fewer of them, not more K/V reads."),
+                Option("Nothing: each K/V element is read once in any case",
+                       explanation="Only if a single query tile covered all rows; otherwise K/V are re-read per "
+                       "query tile."),
+                Option("They halve, and so do the FLOPs",
+                       explanation="The FLOPs are 4 n^2 d whatever the tiling; only the traffic changes."),
             ),
         ),
     ),
