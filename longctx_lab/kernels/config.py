@@ -177,3 +177,29 @@ def decode_kernel_config(kernel: str, cc: int | None, head_dim: int, elem_bytes:
     block_n = max(16, min(128, stage_bytes // (2 * head_dim * elem_bytes)))
     num_stages = max(1, min(3 if row == 90 else 2, budget // (2 * block_n * head_dim * elem_bytes)))
     return KernelConfig(block_m=block_m, block_n=block_n, num_warps=4, num_stages=num_stages)
+
+
+#: Most splits one sequence's keys are cut into (the merge reads one partial result per split).
+MAX_SPLITS = 128
+#: A split gets at least this many key tiles, so its fixed cost (loading Q, writing a partial) stays small.
+MIN_TILES_PER_SPLIT = 4
+
+
+def choose_num_splits(programs: int, max_keys: int, block_n: int, sms: int, *, max_splits: int = MAX_SPLITS) -> int:
+    """How many splits each sequence's keys get, flash-decoding's heuristic in its simplest form.
+
+    ``programs`` is the number of programs without splitting (``batch * kv_heads * row_blocks``), ``max_keys``
+    the most keys one sequence's queries may see (its length, or ``q_len - 1 + window`` under a window),
+    ``block_n`` the key tile, ``sms`` the streaming multiprocessors. Without splits a decode step with few
+    sequences leaves most of the GPU idle while each program walks a long cache; splitting multiplies the
+    programs until there are about two per SM, never cutting a split below :data:`MIN_TILES_PER_SPLIT` tiles
+    and never beyond ``max_splits``. Returns 1 when ``programs`` already fills the GPU or the cache is short.
+    """
+    programs = check_int("programs", programs, minimum=1)
+    max_keys = check_int("max_keys", max_keys, minimum=0)
+    block_n = check_int("block_n", block_n, minimum=1)
+    sms = check_int("sms", sms, minimum=1)
+    max_splits = check_int("max_splits", max_splits, minimum=1)
+    wanted = -(-2 * sms // programs)  # ceil: programs per SM about two
+    tiles = -(-max_keys // block_n)
+    return max(1, min(wanted, tiles // MIN_TILES_PER_SPLIT, max_splits))

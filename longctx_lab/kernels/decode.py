@@ -1,4 +1,4 @@
-"""Launchers for the flash-decoding kernels, and the heuristic that picks the number of splits.
+"""Launchers for the flash-decoding kernels (the split heuristic, :func:`.config.choose_num_splits`, is re-exported).
 
 Call :func:`longctx_lab.kernels.decode_dispatch.decode_attention` rather than this module: the dispatcher
 validates the arguments and picks Triton or the PyTorch path. :func:`forward` assumes valid inputs and
@@ -16,14 +16,17 @@ from __future__ import annotations
 import torch
 import triton
 
-from longctx_lab.core.validate import check_int
 from longctx_lab.kernels import decode_kernels as dk
-from longctx_lab.kernels.config import KernelConfig, decode_kernel_config
 
-#: Most splits one sequence's keys are cut into (the merge reads one partial result per split).
-MAX_SPLITS = 128
-#: A split gets at least this many key tiles, so its fixed cost (loading Q, writing a partial) stays small.
-MIN_TILES_PER_SPLIT = 4
+# The split heuristic lives in config (no Triton import), so that chapter 5 runs where Triton is not installed.
+from longctx_lab.kernels.config import (  # noqa: F401
+    MAX_SPLITS,
+    MIN_TILES_PER_SPLIT,
+    KernelConfig,
+    choose_num_splits,
+    decode_kernel_config,
+)
+
 #: The streaming multiprocessors assumed under the Triton interpreter (no device to ask): small enough that
 #: the default heuristic splits the tiny inputs of the tests.
 INTERPRETER_SMS = 4
@@ -42,26 +45,6 @@ def num_sms(device: torch.device) -> int:
     if device_cc(device) is None:
         return INTERPRETER_SMS
     return torch.cuda.get_device_properties(device).multi_processor_count
-
-
-def choose_num_splits(programs: int, max_keys: int, block_n: int, sms: int, *, max_splits: int = MAX_SPLITS) -> int:
-    """How many splits each sequence's keys get, flash-decoding's heuristic in its simplest form.
-
-    ``programs`` is the number of programs without splitting (``batch * kv_heads * row_blocks``), ``max_keys``
-    the most keys one sequence's queries may see (its length, or ``q_len - 1 + window`` under a window),
-    ``block_n`` the key tile, ``sms`` the streaming multiprocessors. Without splits a decode step with few
-    sequences leaves most of the GPU idle while each program walks a long cache; splitting multiplies the
-    programs until there are about two per SM, never cutting a split below :data:`MIN_TILES_PER_SPLIT` tiles
-    and never beyond ``max_splits``. Returns 1 when ``programs`` already fills the GPU or the cache is short.
-    """
-    programs = check_int("programs", programs, minimum=1)
-    max_keys = check_int("max_keys", max_keys, minimum=0)
-    block_n = check_int("block_n", block_n, minimum=1)
-    sms = check_int("sms", sms, minimum=1)
-    max_splits = check_int("max_splits", max_splits, minimum=1)
-    wanted = -(-2 * sms // programs)  # ceil: programs per SM about two
-    tiles = -(-max_keys // block_n)
-    return max(1, min(wanted, tiles // MIN_TILES_PER_SPLIT, max_splits))
 
 
 def _dot_precision(dtype: torch.dtype) -> str:

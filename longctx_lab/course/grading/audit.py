@@ -35,8 +35,6 @@ import re
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
-import nbformat
-
 CODE_FLAGS = ("package", "grading", "ipython", "patch", "tracing", "signal", "exit")
 STRUCTURE_FLAGS = ("missing", "duplicated", "edited", "metadata", "stripped", "unknown")
 _PATCHABLE = {"math", "cmath", "torch", "numpy", "builtins", "sys", "os", "operator", "functools", "random",
@@ -276,6 +274,8 @@ def _task(grade_id: str) -> str:
 
 def release_cells(source_nb) -> list:
     """The cells of the release made from ``source_nb``: hidden tests stripped (solutions are not compared)."""
+    import nbformat  # an instructor's tool: `longctx-lab --help` must not need it (installed wheel, no nbgrader)
+
     cells = []
     for cell in source_nb.cells:
         cell = nbformat.from_dict(dict(cell))
@@ -360,6 +360,8 @@ def audit_assignment(course: Path, assignment: str, *, submitted_dir: str = "sub
     base = course / submitted_dir
     if not base.is_dir():
         raise ValueError(f"submitted_dir {base} does not exist: run `nbgrader collect {assignment}` first")
+    import nbformat
+
     flags: list[Flag] = []
     for student_dir in sorted(p for p in base.iterdir() if (p / assignment).is_dir()):
         for path in sources:
