@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # The install stamp changes whenever the dependency files change, so `make` reinstalls then.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: setup lab test test-fast lint sync exercises book browser-deps bench gpu-check clean help
+.PHONY: setup lab test test-fast lint sync exercises book browser-deps bench recorded gpu-check clean help
 
 help:
 	@echo "make lab        create .venv if needed, install, open JupyterLab on notebooks/"
@@ -15,6 +15,7 @@ help:
 	@echo "make exercises  regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make book       execute every chapter and render the static HTML course under build/book/"
 	@echo "make bench      run the benchmarks and record JSON under benchmarks/results/"
+	@echo "make recorded   copy the recorded results the chapters read into the package (longctx_lab/core/recorded/)"
 	@echo "make gpu-check  on a CUDA GPU: kernel tests natively, then the GPU benchmark (< 8 min)"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -82,6 +83,11 @@ bench: setup
 	$(BIN)/longctx-lab bench notebooks
 	$(BIN)/longctx-lab bench attention --part cpu
 	$(BIN)/longctx-lab bench attention --part gpu
+
+# The chapters read the copies shipped in longctx_lab/core/recorded/ (a wheel has no benchmarks/ folder): after
+# re-recording one of them, copy it there and commit both (tests/test_recorded.py fails while they differ).
+recorded: setup
+	$(BIN)/python tools/refresh_recorded.py
 
 # On a CUDA machine: the kernel tests compiled natively (not interpreted) against SDPA/float64, then the GPU
 # attention benchmark; JSON under benchmarks/results/; non-zero on any mismatch. No CUDA and no GPU: one line,

@@ -31,6 +31,8 @@ STAGES: list[tuple] = [
     # ruff, then the source checks (each notebook paired with its text source, and the two agree)
     ("lint", [str(BIN / "ruff"), "check", "."], PYTEST + ["-m", "lint", "tests"]),
     ("unit", PYTEST + ["-n", "2", "-m", f"not ({SPECIAL})", "tests"]),
+    # the product (issue 21): sdist + wheel built, installed alone in a fresh venv, the CLI and every chapter run on it
+    ("wheel", [str(BIN / "python"), "tools/wheel_check.py"]),
     ("triton", PYTEST + ["-n", "2", "-m", "triton", "tests"]),
     ("aot", PYTEST + ["-n", "2", "-m", "aot", "tests"]),
     ("distributed", PYTEST + ["-m", "distributed", "tests"]),

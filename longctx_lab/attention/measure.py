@@ -213,17 +213,11 @@ if __name__ == "__main__":
     main()
 
 
-def recorded_benchmark(name: str = "attention-cpu.json") -> dict | None:
-    """The course's recorded benchmark ``benchmarks/results/<name>`` (written by ``longctx-lab bench``),
-    reduced to its ``device``, ``date`` and ``command``; ``None`` where the file is absent (an installed
-    package has no ``benchmarks/`` folder)."""
-    if not isinstance(name, str) or not name.endswith(".json") or "/" in name:
-        raise ValueError(f"name must be a file name ending in .json, got {name!r}")
-    from pathlib import Path
+def recorded_benchmark(name: str = "attention-cpu.json") -> dict:
+    """The course's recorded benchmark ``name`` (written by ``longctx-lab bench`` into ``benchmarks/results/``,
+    shipped with the package: :mod:`longctx_lab.core.recorded`), reduced to its ``device``, ``date`` and
+    ``command``; ``ValueError`` naming the shipped files for any other name."""
+    from longctx_lab.core.recorded import recorded_result
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / name
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text())
+    data = recorded_result(name)
     return {key: data[key] for key in ("device", "date", "command") if key in data}
-

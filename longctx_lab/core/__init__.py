@@ -6,6 +6,7 @@
 - :mod:`.configs`: published model shapes (layers, heads, head dim, context) and GPU specifications.
 - :mod:`.cost`: FLOPs and bytes of attention, the KV cache and a forward pass, from a config.
 - :mod:`.environment`: installed versions against the declared ranges, devices, what will run where.
+- :mod:`.recorded`: the recorded benchmark results the chapters read, shipped as package data.
 
 A helper belongs here only if it knows nothing of attention, models or the course.
 """

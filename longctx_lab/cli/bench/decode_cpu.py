@@ -347,20 +347,22 @@ def run(args) -> int:
 
 # ------------------------------------------------------------------------------------------------ reading
 
-def recorded_path() -> Path:
-    """Where the recorded results live in a checkout: ``benchmarks/results/decode-cpu.json``."""
-    import longctx_lab
+def recorded_path():
+    """The shipped copy of ``benchmarks/results/decode-cpu.json`` (:mod:`longctx_lab.core.recorded`; a path on
+    disk in an ordinary install)."""
+    from longctx_lab.core.recorded import recorded_file
 
-    return Path(longctx_lab.__file__).resolve().parents[1] / "benchmarks" / "results" / RESULT_NAME
+    return recorded_file(RESULT_NAME)
 
 
 def load_decode_results(path=None) -> dict:
-    """The JSON recorded by ``longctx-lab bench decode-cpu`` (default :func:`recorded_path`)."""
+    """The JSON recorded by ``longctx-lab bench decode-cpu``: ``path``, or by default the copy shipped with the
+    package (:func:`recorded_path`)."""
     path = recorded_path() if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path must be a decode-cpu.json written by `longctx-lab bench decode-cpu`, got "
                                 f"{path} (no such file)")
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     missing = [k for k in ("decode", "prefill", "fits", "bytes", "paging", "command", "date") if k not in data]
     if missing:
         raise ValueError(f"{path} must hold the decode-cpu keys, missing {missing}")

@@ -3,7 +3,7 @@
 Public API (what the chapter-6 notebook calls)::
 
     from longctx_lab.lm.extension import summary, plots
-    results = summary.load_results()                     # benchmarks/results/ch06-extension.json
+    results = summary.load_results()                     # the shipped copy of benchmarks/results/ch06-extension.json
     seeds = results["experiments"]["scaling"]["seeds"]   # one dict per seed
     print(summary.format_table(seeds))                   # method x length, "mean [min-max]" over seeds
     summary.method_spread(seeds)                         # {method: {"by_length": {L: spread}, "mean_accuracy"...}}

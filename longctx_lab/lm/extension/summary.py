@@ -10,7 +10,8 @@ grid}}`` (see :mod:`longctx_lab.lm.extension` for the whole format). This module
 - :func:`method_spread`: per method and length, the spread over seeds of the by-length accuracy, and the
   mean heatmap over seeds;
 - :func:`table_rows`: rows ``(method, length, mean, min, max)`` ready to print, and :func:`format_table`;
-- :func:`load_results` / :func:`recorded_path`: the JSON.
+- :func:`load_results` / :func:`recorded_path`: the JSON (by default the copy shipped with the package,
+  :mod:`longctx_lab.core.recorded`).
 
 Bad input raises ``ValueError``/``TypeError`` naming the argument.
 """
@@ -120,20 +121,22 @@ def format_table(seed_results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def recorded_path() -> Path:
-    """``benchmarks/results/ch06-extension.json`` in a checkout of the course."""
-    import longctx_lab
+def recorded_path():
+    """The shipped copy of ``benchmarks/results/ch06-extension.json`` (:mod:`longctx_lab.core.recorded`; a path
+    on disk in an ordinary install)."""
+    from longctx_lab.core.recorded import recorded_file
 
-    return Path(longctx_lab.__file__).resolve().parents[1] / "benchmarks" / "results" / RESULT_NAME
+    return recorded_file(RESULT_NAME)
 
 
 def load_results(path=None) -> dict:
-    """The JSON written by ``longctx-lab bench ch06-extension`` (default :func:`recorded_path`)."""
+    """The JSON written by ``longctx-lab bench ch06-extension``: ``path``, or by default the copy shipped with the
+    package (:func:`recorded_path`)."""
     path = recorded_path() if path is None else Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path must be a ch06-extension JSON (run `longctx-lab bench ch06-extension`), "
                                 f"got {path}")
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data.get("experiments"), dict):
         raise ValueError(f"{path} must hold an 'experiments' dict (written by longctx-lab bench ch06-extension)")
     return data

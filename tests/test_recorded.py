@@ -1,0 +1,53 @@
+"""The recorded results the chapters read ship with the package (issue 21): one copy each, equal to the checkout's."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from longctx_lab.core.recorded import CHECKOUT_DIR, SHIPPED, recorded_file, recorded_result
+
+pytestmark = pytest.mark.lint
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import refresh_recorded  # noqa: E402
+
+
+def test_package_copies_equal_the_checkouts_byte_for_byte():
+    diffs = refresh_recorded.differences(ROOT)
+    assert not diffs, "\n".join(diffs)
+
+
+def test_each_shipped_file_reads_and_is_the_one_in_the_checkout():
+    for name in SHIPPED:
+        data = recorded_result(name)
+        assert data["command"].startswith("longctx-lab bench"), name
+        assert recorded_file(name).read_bytes() == (ROOT / CHECKOUT_DIR / name).read_bytes(), name
+        assert data == json.loads((ROOT / CHECKOUT_DIR / name).read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("bad", ["notebooks-cpu.json", "../decode-cpu.json", "", None, "__init__.py"])
+def test_unknown_name_names_the_shipped_files(bad):
+    with pytest.raises(ValueError, match="shipped with longctx_lab \\(attention-cpu.json, decode-cpu.json"):
+        recorded_result(bad)
+
+
+def test_package_data_lists_the_recorded_results():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "core/recorded/*.json" in pyproject["tool"]["setuptools"]["package-data"]["longctx_lab"]
+
+
+def test_readers_use_the_shipped_copy():
+    from longctx_lab.attention.measure import recorded_benchmark
+    from longctx_lab.cli.bench import decode_cpu
+    from longctx_lab.lm.extension import summary
+
+    assert recorded_benchmark()["date"] == recorded_result("attention-cpu.json")["date"]
+    assert decode_cpu.recorded_path() == recorded_file("decode-cpu.json")
+    assert summary.recorded_path() == recorded_file("ch06-extension.json")
+    assert summary.load_results() == recorded_result("ch06-extension.json")
