@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "longctx_lab"
 #: CLI checks: (label, arguments after ``longctx-lab``); ``{work}`` is the scratch directory outside the repository.
 COMMANDS: list[tuple[str, list[str]]] = [
+    ("--version", ["--version"]),
     ("--help", ["--help"]),
     ("env", ["env", "--no-probe"]),
     ("plan", ["plan", "llama-3.1-8b", "--context", "8192"]),
@@ -46,9 +47,8 @@ COMMANDS: list[tuple[str, list[str]]] = [
     ("ring", ["ring", "--procs", "2", "--seq-len", "64", "--heads", "2", "--kv-heads", "1", "--head-dim", "16",
               "--timeout", "60"]),
 ]
-#: Checks run only when ``longctx-lab --help`` lists their flag (``--version`` is being added on another branch):
-#: delete an entry's flag condition, or move it into COMMANDS, once the flag has landed.
-OPTIONAL_COMMANDS: list[tuple[str, list[str]]] = [("--version", ["--version"])]
+#: Checks run only when ``longctx-lab --help`` lists their flag (none at present: ``--version`` is required).
+OPTIONAL_COMMANDS: list[tuple[str, list[str]]] = []
 #: What the kernel machinery adds to the venv (not the package's dependencies), pinned by constraints.txt.
 KERNEL_PACKAGES = ["ipykernel", "nbclient", "nbformat"]
 #: Phrases a chapter prints when a recorded result is not found: the installed package must always have them.
