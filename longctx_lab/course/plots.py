@@ -95,14 +95,15 @@ def draw_rope_scheme(axes, scheme: str = "yarn", factor: float = 8.0, original: 
     new = int(factor * original)
     unseen = rope.unseen_angle_pairs(inv, ref, original, new)
     axes[0].plot(rope.interpolation_ratio(inv, ref), ".-")
-    axes[0].set(xlabel="pair index", ylabel="slow-down", ylim=(0.8, max(2.0, factor * 1.1)),
-                title=f"{scheme}, factor {factor:g}, cos/sin x{att:.3f}")
-    axes[1].semilogy(original * ref, color="grey", label="seen in training")
+    axes[0].set(xlabel="pair index", ylabel="slow-down", ylim=(0.8, max(2.0, factor * 1.1)))
+    axes[0].set_title(f"{scheme}, factor {factor:g}, cos/sin x{att:.3f}", fontsize=10)
+    axes[1].semilogy(original * ref, color="grey", lw=5, alpha=0.45, label="seen in training")
     axes[1].axhline(2 * math.pi, color="grey", ls=":", lw=1)
-    axes[1].semilogy(new * inv, ".", label="at new length")
+    axes[1].semilogy(new * inv, "o", ms=3, mfc="none", label="at new length")
     axes[1].semilogy(torch.nonzero(unseen).flatten(), (new * inv)[unseen], "x", color="C1", label="unseen")
-    axes[1].set(xlabel="pair index", ylabel="largest angle (rad)", title=f"{int(unseen.sum())} pairs out of range")
-    axes[1].legend(fontsize=8)
+    axes[1].set(xlabel="pair index", ylabel="largest angle (rad)")
+    axes[1].set_title(f"{int(unseen.sum())} pairs out of range", fontsize=10)
+    axes[1].legend(fontsize=9)
     return {"attention_factor": att, "unseen": int(unseen.sum())}
 
 
@@ -116,7 +117,7 @@ def rope_explorer(static=(("linear", 8.0), ("ntk", 8.0), ("yarn", 32.0)), *, ori
     from longctx_lab.core.display import show_widgets
 
     def show(scheme, factor, original):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+        fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.2))
         draw_rope_scheme(axes, scheme, factor, original)
         plt.tight_layout()
         plt.show()
@@ -127,7 +128,7 @@ def rope_explorer(static=(("linear", 8.0), ("ntk", 8.0), ("yarn", 32.0)), *, ori
         factor=widgets.FloatLogSlider(value=8, base=2, min=0, max=6, step=0.5),
         original=widgets.Dropdown(options=[2048, 4096, 8192, 32768], value=original),
     )
-    fig, axes = plt.subplots(len(static), 2, figsize=(10, 3.4 * len(static)), squeeze=False)
+    fig, axes = plt.subplots(len(static), 2, figsize=(7.5, 2.9 * len(static)), squeeze=False)
     for row, (scheme, f) in enumerate(static):
         info = draw_rope_scheme(axes[row], scheme, f, original)
         print(f"{scheme}, factor {f:g}: cos/sin x{info['attention_factor']:.3f}, {info['unseen']} pairs out of range")

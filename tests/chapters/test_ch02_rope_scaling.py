@@ -1,18 +1,21 @@
-"""Chapter 2's quiz and article-claim checks: they build, their keys come from the package, verdicts hold."""
+"""Chapter 2: quiz keys against numbers worked out by hand, claim verdicts, and the chapter's diagrams."""
 
 from __future__ import annotations
 
 import math
 
+import matplotlib
 import pytest
+import torch
 from claim_helpers import claim_value, one_claim
 
 from longctx_lab import rope
 from longctx_lab.course.claim_sets import ch02_rope_scaling as article
-from longctx_lab.course.claim_sets import ch02_rope_scaling as ch02
-from longctx_lab.course.claims import SEED_ARCHITECTURE
+from longctx_lab.course.diagrams import ch02_rope_scaling as diagrams
 from longctx_lab.course.quiz import ChoiceQuestion, NumericQuestion, Quiz, check_answer
 from longctx_lab.course.quizzes.ch02_rope_scaling import QUIZ
+
+matplotlib.use("Agg")
 
 
 def _llama31_bands_by_hand():
@@ -24,29 +27,20 @@ def _llama31_bands_by_hand():
     return kept, 64 - kept - divided, divided
 
 
-def test_quiz_shape_and_numeric_keys():
-    """Keys against numbers worked out here by hand (not by calling the function that computed the key)."""
-    assert isinstance(QUIZ, Quiz) and len(QUIZ.questions) >= 5
+def test_quiz_numeric_keys_by_hand():
+    assert isinstance(QUIZ, Quiz) and 6 <= len(QUIZ.questions) <= 10
     numeric = [q for q in QUIZ.questions if isinstance(q, NumericQuestion)]
-    assert len(numeric) >= 3 and all(q.computed_by for q in numeric)
-    answers = [q.answer for q in numeric]
-    # NTK base for d=128, base 1e4, s=8: 1e4 * 8^(128/126) = 82,687.3...
-    assert answers[1] == pytest.approx(10_000.0 * 8.0 ** (128 / 126)) and 82_680 < answers[1] < 82_690
-    # YaRN logits multiplier at s=16: (0.1 ln 16 + 1)^2 = 1.6314...
-    assert answers[2] == pytest.approx((0.1 * math.log(16) + 1) ** 2) and 1.631 < answers[2] < 1.632
-    assert answers[0] == 18  # 4K context, d=128, base 1e4: see test_unseen below
-    assert _llama31_bands_by_hand() == (29, 6, 29)
-    assert answers[3] == 29  # Llama 3.1 pairs kept
+    assert len(numeric) == 3 and all(q.computed_by for q in numeric)
+    short, neighbour, ntk = (q.answer for q in numeric)
+    # d=64, base 1e4, 2,048 tokens: pairs with 2 pi 1e4^(2i/64) > 2048
+    assert short == sum(2 * math.pi * 10_000.0 ** (2 * i / 64) > 2048 for i in range(32)) == 11
+    assert neighbour == pytest.approx(1 / 16)  # PI by 16: pair 0 turns 1/16 rad per token
+    assert ntk == pytest.approx(10_000.0 * 4.0 ** (64 / 62)) and 41_820 < ntk < 41_840
     for q in QUIZ.questions:
         if isinstance(q, ChoiceQuestion):
             assert check_answer(q, sorted(q.correct_indices) if q.multiple else min(q.correct_indices)).correct
         else:
             assert check_answer(q, q.answer).correct and not check_answer(q, q.answer * 1.5).correct
-
-
-def test_unseen_pairs_match_wavelengths():
-    inv, _ = rope.default_rope(128)
-    assert int((rope.wavelengths(inv) > 4096).sum()) == 18
 
 
 def test_claims_build_with_expected_verdicts():
@@ -58,12 +52,25 @@ def test_claims_build_with_expected_verdicts():
     assert verdicts["YaRN temperature = 0.5"] == "wrong"
     assert verdicts["Llama 3: continue training at "] == "unsupported"
     assert all(c.computed.strip() for c in checks)
-    # the evidence carries the numbers worked out by hand above, not just a typed verdict
     computed = {c.claim[:30]: c.computed for c in checks}
     kept, blended, divided = _llama31_bands_by_hand()
     assert f"{kept} kept, {divided} divided by 8, {blended} blended" in computed["Llama 3: continue training at "]
     assert "18 of 64 pairs" in computed["RoPE trained on 4K (positions "]
     assert "17 of 64" in computed["base -> infinity: every theta_"]  # 2 pi 1e12^(i/64) <= 8192 for i <= 16
+
+
+def test_inline_claims_are_the_teaching_errors():
+    """The chapter shows these two inline: extrapolation 'just works' and YaRN's ramp backwards."""
+    (extrapolation,) = article.extrapolation_claims()[:1]
+    (backwards,) = article.yarn_snippet_claims()[1:2]
+    assert extrapolation.verdict == "wrong" and "works at 32K" in extrapolation.claim
+    assert backwards.verdict == "wrong" and "scale less for low frequencies" in backwards.claim
+
+
+def test_yarn_temperature_claim():
+    c = one_claim(article.claims(), "YaRN temperature")
+    s = 200_000 / 32_768
+    assert c.verdict == "wrong" and claim_value(c.computed) == pytest.approx(1 / (0.1 * math.log(s) + 1) ** 2, rel=1e-3)
 
 
 def test_article_snippets_do_not_run():
@@ -72,19 +79,39 @@ def test_article_snippets_do_not_run():
     assert article.run_snippet("x = 1") == "ran"
 
 
-# --- claim verdicts, checked against arithmetic done here ---
-
-S = SEED_ARCHITECTURE
-
-
-@pytest.fixture(scope="module")
-def all_checks():
-    return {"ch02": ch02.claims()}
+def _texts(fig):
+    return [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip()]
 
 
-def test_ch02_yarn_temperature(all_checks):
-    c = one_claim(all_checks["ch02"], "YaRN temperature")
-    s = 200_000 / 32_768
-    assert c.verdict == "wrong" and claim_value(c.computed) == pytest.approx(1 / (0.1 * math.log(s) + 1) ** 2, rel=1e-3)
-    both_limits = [one_claim(all_checks["ch02"], w) for w in ("base -> infinity", "base -> 0")]
-    assert all("theta_0" in c.computed for c in both_limits)
+def test_pair_rotation_diagram_shows_the_cells_angle():
+    """Query pair at angle m, key pair at pi/2 + n (theta 1): the angle written is m - n - pi/2."""
+    panels = []
+    for m, n in ((3, 1), (6, 4)):
+        q = torch.tensor([math.cos(m), math.sin(m)])
+        k = torch.tensor([math.cos(math.pi / 2 + n), math.sin(math.pi / 2 + n)])
+        panels.append((f"{m},{n}", q, k))
+    fig = diagrams.draw_pair_rotation(panels)
+    want = f"{2 - math.pi / 2:+.2f} rad"
+    assert sum(want in t for t in _texts(fig)) == 2
+    assert fig.get_size_inches()[0] <= 7.5
+    matplotlib.pyplot.close(fig)
+
+
+def test_trained_arcs_diagram_numbers():
+    theta, train, new = 1e-4, 4096, 32768
+    fig = diagrams.draw_trained_arcs(theta, train, new, factor=8.0)
+    texts = " ".join(_texts(fig))
+    assert f"swept {train * theta:.2f} rad" in texts and f"swept {new * theta:.2f} rad" in texts
+    assert f"({(new - train) * theta:.2f} unseen)" in texts
+    matplotlib.pyplot.close(fig)
+
+
+def test_yarn_ramp_diagram_marks_the_packages_range():
+    low, high = rope.yarn_correction_range(128, 10_000.0, 4096)
+    ramp = rope.yarn_ramp(low, high, 64)
+    turns = rope.turns_in_context(rope.default_rope(128)[0], 4096)
+    fig = diagrams.draw_yarn_ramp(turns, ramp, beta_fast=32.0, beta_slow=1.0, low=low, high=high)
+    texts = " ".join(_texts(fig))
+    assert f"low = {low:g}" in texts and f"high = {high:g}" in texts
+    assert float(turns[low]) > 32 > 1 > float(turns[high])  # the ramp's ends straddle beta_fast and beta_slow
+    matplotlib.pyplot.close(fig)
