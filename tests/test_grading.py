@@ -4,6 +4,10 @@ For each assignment, in a throw-away course directory: ``generate_assignment``, 
 submissions graded by ``nbgrader autograde``: the solution (must score full marks), the untouched
 exercise (must score zero, with readable failures and no grader crash), and the solution with the
 prepared wrong answer from ``tests/grading/<assignment>_wrong.json`` (must score partial marks).
+
+Scores count the autograded cells. A manually graded answer (a markdown cell that is both a solution and a
+grade cell: a learner's written interpretation) is left to the instructor: autograde must not score it, and
+the solution's answer must carry its rubric (the word "Rubric" in the source's solution cell).
 """
 
 from __future__ import annotations
@@ -78,7 +82,11 @@ def graded(request, tmp_path_factory):
     with Gradebook(f"sqlite:///{root}/gradebook.db") as gb:
         for student in ("solution", "untouched", "wrong"):
             sub = gb.find_submission(name, student)
-            scores[student] = (sub.score, sub.max_score)
+            grades = [g for nb in sub.notebooks for g in nb.grades]
+            auto = [g for g in grades if g.cell.cell_type != "markdown"]
+            manual = [g for g in grades if g.cell.cell_type == "markdown"]
+            assert all(g.auto_score is None for g in manual), f"{name}: autograde scored a written answer"
+            scores[student] = (sum(g.score or 0 for g in auto), sum(g.max_score for g in auto))
     print(f"{name}: " + ", ".join(f"{who} {score:g}/{top:g}" for who, (score, top) in scores.items()))
     return name, root, notebooks, scores, wrong
 
@@ -108,14 +116,23 @@ def _untouched_exercise_failures_are_readable(graded):
     for nb_name in notebooks:
         nb = nbformat.read(root / "autograded" / "untouched" / name / nb_name, as_version=4)
         for cell in nb.cells:
-            if not cell.metadata.get("nbgrader", {}).get("grade"):
-                continue
+            if not cell.metadata.get("nbgrader", {}).get("grade") or cell.cell_type == "markdown":
+                continue  # a written answer is graded by hand
             errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
             assert errors, f"{name}/{cell.metadata['nbgrader']['grade_id']}: passes without an answer"
             assert errors[0]["ename"] == "AssertionError", (
                 f"{name}/{cell.metadata['nbgrader']['grade_id']}: fails with {errors[0]['ename']} "
                 "instead of a readable AssertionError (use longctx_lab.course.grading.call)"
             )
+
+
+def _written_answers_carry_a_rubric(graded):
+    name, root, notebooks, _, _ = graded
+    for nb_name in notebooks:
+        source = nbformat.read(root / "source" / name / nb_name, as_version=4)
+        for gid, cell in _grade_ids(source, "grade").items():
+            if cell.cell_type == "markdown" and cell.metadata["nbgrader"].get("solution"):
+                assert "rubric" in cell.source.lower(), f"{name}/{gid}: a written answer without a rubric"
 
 
 def test_round_trip(graded):
@@ -125,3 +142,4 @@ def test_round_trip(graded):
     _untouched_exercise_scores_zero(graded)
     _wrong_answer_scores_partial_marks(graded)
     _untouched_exercise_failures_are_readable(graded)
+    _written_answers_carry_a_rubric(graded)

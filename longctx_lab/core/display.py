@@ -108,8 +108,10 @@ def show_widgets(function: Callable, *, note: str = "", **controls) -> bool:
     if not controls:
         raise ValueError("controls must name at least one widget (keyword arguments of function)")
     if not has_widget_frontend():
-        print(note or "Interactive controls need a live Jupyter kernel with widgets; the static figure shows "
-              "the same plot for fixed settings.")
+        import textwrap
+
+        print(textwrap.fill(note or "Interactive controls need a live Jupyter kernel with widgets; the static "
+                            "figure shows the same plot for fixed settings.", width=88))
         return False
     import ipywidgets
     from IPython.display import display
