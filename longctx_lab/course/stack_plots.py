@@ -75,7 +75,7 @@ def plot_attention_share(models=None, *, contexts=None, ax=None):
     return ax.figure
 
 
-def _short(text: str, width: int = 17, lines: int = 5) -> str:
+def _short(text: str, width: int = 15, lines: int = 5) -> str:
     """A cell's text for the picture: up to its first ' (' (the detail stays in the table), wrapped."""
     head = re.split(r" \(", text.replace("; ", ", "), maxsplit=1)[0].strip() or text
     wrapped = textwrap.wrap(head, width)
@@ -93,7 +93,7 @@ def plot_stack_layers(table: StackTable | None = None):
     if not isinstance(table, StackTable):
         raise TypeError(f"table must be a StackTable, got {type(table).__name__}")
     n = len(table.rows)
-    label_w, width, height, gap = 1.35, 1.2, 0.86, 0.04
+    label_w, width, height, gap = 1.35, 1.2, 0.95, 0.04
     fig, ax = plt.subplots(figsize=(7.5, 0.95 + n * (height + gap)))
     top = n * (height + gap)
     for j, layer in enumerate(STACK_LAYERS):
@@ -102,13 +102,13 @@ def plot_stack_layers(table: StackTable | None = None):
     for i, row in enumerate(table.rows):
         y = top - (i + 1) * (height + gap)
         ax.text(label_w - 0.05, y + height / 2, "\n".join(textwrap.wrap(row.model, 17)[:3]), ha="right",
-                va="center", fontsize=8.5, weight="bold")
+                va="center", fontsize=9, weight="bold")
         for j, layer in enumerate(STACK_LAYERS):
             cell = row.cells[layer]
             x = label_w + j * width
             ax.add_patch(Rectangle((x + 0.02, y), width - 0.04, height, facecolor=PROVENANCE_COLOURS[cell.provenance],
                                    edgecolor="#555555", lw=0.6))
-            ax.text(x + width / 2, y + height / 2, _short(cell.text), ha="center", va="center", fontsize=8,
+            ax.text(x + width / 2, y + height / 2, _short(cell.text), ha="center", va="center", fontsize=9,
                     linespacing=1.05)
     for k, (name, colour) in enumerate(PROVENANCE_COLOURS.items()):
         x = label_w + k * 1.5

@@ -141,7 +141,7 @@ def test_the_share_at_1k_is_a_minority_as_the_prose_says():
 # ---------------------------------------------------------------------------------------------- figures
 
 def _smallest_font(fig) -> float:
-    return min(t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip())
+    return min(t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_text().strip())  # noqa: E501
 
 
 def test_ring_diagram_shows_the_schedule_it_is_given():
@@ -153,12 +153,12 @@ def test_ring_diagram_shows_the_schedule_it_is_given():
     work = [[3, 3, 3, 3], [0, 4, 4, 4], [0, 0, 4, 4], [0, 0, 0, 4]]
     fig = draw_ring_schedule(schedule, work)
     texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
-    assert fig.get_figwidth() <= 7.5 and _smallest_font(fig) >= 8
+    assert fig.get_figwidth() <= 7.5 and _smallest_font(fig) >= 9
     assert "(3) idle" in texts and "15" in texts  # rank 3's total, 3 + 4 + 4 + 4
     plt.close(fig)
     fig = draw_layout_grids({"plain": (schedule, work), "zigzag": ([[(0, 7)] * 4] * 4, [[5] * 4] * 4)})
     assert "0,7" in [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
-    assert fig.get_figwidth() <= 7.5 and _smallest_font(fig) >= 8
+    assert fig.get_figwidth() <= 7.5 and _smallest_font(fig) >= 9
     plt.close(fig)
     with pytest.raises(ValueError):
         draw_ring_schedule(schedule, work[:2])
@@ -172,5 +172,5 @@ def test_stack_figure_fits_the_book():
 
     for fig in (plot_stack_layers(production_stack_table(contexts=(8192,))),
                 plot_attention_share(["llama3.1-8b"])):
-        assert fig.get_figwidth() <= 7.5 and _smallest_font(fig) >= 8
+        assert fig.get_figwidth() <= 7.5 and _smallest_font(fig) >= 9
         plt.close(fig)

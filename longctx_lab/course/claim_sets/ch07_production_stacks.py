@@ -166,5 +166,5 @@ def claims(ring: dict | None = None) -> list[ClaimCheck]:
 
 
 def memory_claim() -> ClaimCheck:
-    """The O(n^2/P) per-device memory claim, which the chapter discusses inline."""
+    """The O(n^2/P) per-device memory claim, which the chapter discusses in its prose."""
     return next(c for c in distribution_claims() if "O(n^2/P)" in c.claim)
