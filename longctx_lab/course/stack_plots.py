@@ -10,6 +10,7 @@ Public API (one line each):
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import matplotlib.pyplot as plt
@@ -28,7 +29,7 @@ from longctx_lab.course.stacks import (
 __all__ = ["PROVENANCE_COLOURS", "plot_attention_share", "plot_stack_layers"]
 
 PROVENANCE_COLOURS = {"published": "#c7e9c0", "inferred": "#c6dbef", "guessed": "#fcbba1", "not published": "#e0e0e0"}
-LAYER_TITLES = {"position": "position", "attention": "attention", "kv_cache": "KV cache", "training": "training recipe",
+LAYER_TITLES = {"position": "position", "attention": "attention", "kv_cache": "KV heads", "training": "training recipe",
                 "distribution": "distribution"}
 
 
@@ -69,40 +70,52 @@ def plot_attention_share(models=None, *, contexts=None, ax=None):
     ax.axhline(0.5, color="#999999", lw=0.8)
     ax.set_xlabel("context (tokens): the token at this position")
     ax.set_ylabel("attention / (attention + MLP) FLOPs")
-    ax.set_title("Where one token's forward FLOPs go as the context grows (longctx_lab.lm.hf.planner.plan)",
-                 fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("Where one token's forward FLOPs go as the context grows", fontsize=10)
+    ax.legend(fontsize=9, loc="upper left")
     return ax.figure
 
 
+def _short(text: str, width: int = 15, lines: int = 5) -> str:
+    """A cell's text for the picture: up to its first ' (' (the detail stays in the table), wrapped."""
+    head = re.split(r" \(", text.replace("; ", ", "), maxsplit=1)[0].strip() or text
+    wrapped = textwrap.wrap(head, width)
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines]
+        wrapped[-1] = wrapped[-1][: width - 1] + "\u2026"
+    return "\n".join(wrapped)
+
+
 def plot_stack_layers(table: StackTable | None = None):
-    """One column per model, one box per stack layer (:data:`longctx_lab.course.stacks.STACK_LAYERS`), coloured by
-    provenance (green published, blue inferred, red guessed, grey not published), with the cell's text."""
+    """One row per model, one box per stack layer (:data:`longctx_lab.course.stacks.STACK_LAYERS`), coloured by
+    provenance (green published, blue inferred, red guessed, grey not published), with the cell's text cut at its
+    first detail. Sized for the book's width (7.5 in, text 8 pt or more)."""
     table = production_stack_table() if table is None else table
     if not isinstance(table, StackTable):
         raise TypeError(f"table must be a StackTable, got {type(table).__name__}")
     n = len(table.rows)
-    fig, ax = plt.subplots(figsize=(2.2 * n + 1.2, 7.0))
-    width, height = 2.0, 1.25
-    for j, row in enumerate(table.rows):
-        x = 1.2 + j * 2.2
-        for i, layer in enumerate(STACK_LAYERS):
+    label_w, width, height, gap = 1.35, 1.2, 0.95, 0.04
+    fig, ax = plt.subplots(figsize=(7.5, 0.95 + n * (height + gap)))
+    top = n * (height + gap)
+    for j, layer in enumerate(STACK_LAYERS):
+        ax.text(label_w + j * width + width / 2, top + 0.05, LAYER_TITLES[layer], ha="center", va="bottom",
+                fontsize=9, weight="bold")
+    for i, row in enumerate(table.rows):
+        y = top - (i + 1) * (height + gap)
+        ax.text(label_w - 0.05, y + height / 2, "\n".join(textwrap.wrap(row.model, 17)[:3]), ha="right",
+                va="center", fontsize=9, weight="bold")
+        for j, layer in enumerate(STACK_LAYERS):
             cell = row.cells[layer]
-            y = (len(STACK_LAYERS) - 1 - i) * (height + 0.1)
-            ax.add_patch(Rectangle((x, y), width, height, facecolor=PROVENANCE_COLOURS[cell.provenance],
-                                   edgecolor="#555555", lw=0.8))
-            text = "\n".join(textwrap.wrap(cell.text, 30)[:6])
-            ax.text(x + width / 2, y + height / 2, text, ha="center", va="center", fontsize=5.5)
-        ax.text(x + width / 2, len(STACK_LAYERS) * (height + 0.1) + 0.05, "\n".join(textwrap.wrap(row.model, 24)),
-                ha="center", va="bottom", fontsize=7, weight="bold")
-    for i, layer in enumerate(STACK_LAYERS):
-        y = (len(STACK_LAYERS) - 1 - i) * (height + 0.1)
-        ax.text(1.1, y + height / 2, LAYER_TITLES[layer], ha="right", va="center", fontsize=8)
+            x = label_w + j * width
+            ax.add_patch(Rectangle((x + 0.02, y), width - 0.04, height, facecolor=PROVENANCE_COLOURS[cell.provenance],
+                                   edgecolor="#555555", lw=0.6))
+            ax.text(x + width / 2, y + height / 2, _short(cell.text), ha="center", va="center", fontsize=9,
+                    linespacing=1.05)
     for k, (name, colour) in enumerate(PROVENANCE_COLOURS.items()):
-        ax.add_patch(Rectangle((1.2 + k * 2.2, -0.75), 0.3, 0.3, facecolor=colour, edgecolor="#555555", lw=0.6))
-        ax.text(1.6 + k * 2.2, -0.6, name, va="center", fontsize=7)
-    ax.set_xlim(0, 1.2 + n * 2.2)
-    ax.set_ylim(-0.9, len(STACK_LAYERS) * (height + 0.1) + 0.8)
+        x = label_w + k * 1.5
+        ax.add_patch(Rectangle((x, -0.42), 0.22, 0.22, facecolor=colour, edgecolor="#555555", lw=0.6))
+        ax.text(x + 0.3, -0.31, name, va="center", fontsize=9)
+    ax.set_xlim(0, label_w + len(STACK_LAYERS) * width)
+    ax.set_ylim(-0.5, top + 0.35)
     ax.axis("off")
-    ax.set_title("The long-context stack per model, by provenance", fontsize=10)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.99, bottom=0.01)
     return fig

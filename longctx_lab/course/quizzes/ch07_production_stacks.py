@@ -1,20 +1,15 @@
 """Chapter 7 quiz: production long-context stacks, progressive extension, ring attention. Numeric keys are
-computed by the package (planner, cost, attention.receptive_field, distributed.layouts); the first four questions
-are the production article's own quiz, answered correctly."""
+computed by the package (planner, distributed.layouts, distributed.cost_model). Three questions are the quiz of
+"How Do Production Models Handle Long Context?", answered correctly; its question 2 (Mistral's receptive field)
+is chapter 3's."""
 
-from longctx_lab.attention.receptive_field import receptive_field_size
-from longctx_lab.core.configs import MISTRAL_7B
 from longctx_lab.course.quiz import ChoiceQuestion, NumericQuestion, Option, Quiz
-from longctx_lab.distributed.cost_model import ring_communication
+from longctx_lab.distributed.cost_model import min_block_tokens, ring_communication
 from longctx_lab.distributed.layouts import work_per_rank
 from longctx_lab.lm.hf.planner import plan
 
-# Mistral's paper lets position i attend to i - W .. i (W + 1 keys, a course window of W + 1): L layers reach
-# L x W positions back. Hugging Face's W-key window reaches L (W - 1); the tolerance accepts both readings.
-_MISTRAL_REACH = receptive_field_size(MISTRAL_7B.sliding_window + 1, MISTRAL_7B.n_layers) - 1
-
-_PLAIN = work_per_rank(4096, 4, "plain", causal=True)
-_ZIGZAG = work_per_rank(4096, 4, "zigzag", causal=True)
+_PLAIN = work_per_rank(8192, 8, "plain", causal=True)
+_ZIGZAG = work_per_rank(8192, 8, "zigzag", causal=True)
 
 # One ring-attention forward of one layer: each of P ranks receives the K and V shards of the P - 1 others.
 _P, _N = 8, 131_072
@@ -22,6 +17,10 @@ _RING_BYTES = ring_communication(_N, _P, kv_heads=8, head_dim=128, dtype="bf16")
 
 _LLAMA8B = plan("llama-3.1-8b", context=131_072).flops_per_token
 _SCORES_SHARE = _LLAMA8B["attention_scores"] / _LLAMA8B["total"]
+
+# c*: tokens per device above which a ring step's K/V transfer hides behind its attention. 8 of 32 heads share
+# K/V (GQA) vs every head its own: the message per token shrinks 4x, so does c*.
+_CSTAR = {kv: min_block_tokens(flops_per_s=400e12, bandwidth=100e9, heads=32, kv_heads=kv) for kv in (32, 8)}
 
 QUIZ = Quiz(
     chapter="ch07_production_stacks",
@@ -32,8 +31,8 @@ QUIZ = Quiz(
             "this progressive approach preferred over training at 128K from the start?",
             options=(
                 Option("Almost all training tokens run at 8K, where attention's quadratic term is small and long "
-                       "documents are not needed; a short final stage (about 800B of the 15.6T tokens, in six "
-                       "length steps) teaches the model to use the new positions", correct=True,
+                       "documents are not needed; a short final stage (about 800B tokens after the 15.6T of 8K "
+                       "pre-training, in six length steps) teaches the model to use the new positions", correct=True,
                        explanation="The chapter computes the per-token training FLOPs at 8K and 128K: the saving is "
                        "the attention term, largest for small models, plus the data: long documents are scarce."),
                 Option("RoPE cannot represent positions beyond 8K until its base is changed",
@@ -45,19 +44,6 @@ QUIZ = Quiz(
                        explanation="The cache at 128K is the same whichever way the model was trained; GQA, not the "
                        "recipe, sets its size."),
             ),
-        ),
-        NumericQuestion(
-            prompt="(The article's question 2.) Mistral 7B uses a 4,096-token sliding window in each of its 32 layers. "
-            "How many positions back can information reach the last token through the whole stack (its "
-            "receptive field, in tokens)?",
-            answer=float(_MISTRAL_REACH),
-            rel_tol=0.001,
-            unit="tokens",
-            explanation="Each layer moves information at most one window back, and the next layer starts from there: "
-            "32 x 4,096 = 131,072 under Mistral's own counting (W + 1 keys per query), 32 x 4,095 = 131,040 under "
-            "Hugging Face's W keys. That is where influence is possible, not how much arrives: distant tokens pass "
-            "through 32 softmax averages, and the model trained on 8,192-token sequences.",
-            computed_by="receptive_field_size(4097, 32) - 1 (attention.receptive_field)",
         ),
         ChoiceQuestion(
             prompt="(The article's question 3.) Llama 3 70B uses GQA with 8 KV heads instead of 64. What is the "
@@ -91,16 +77,16 @@ QUIZ = Quiz(
             ),
         ),
         NumericQuestion(
-            prompt="Ring attention over 4 ranks, causal, 4,096 tokens split into 4 contiguous chunks (the plain "
+            prompt="Ring attention over 8 ranks, causal, 8,192 tokens split into 8 contiguous chunks (the plain "
             "layout). How many times more (query, key) pairs does the busiest rank compute than the least busy one?",
             answer=max(_PLAIN) / min(_PLAIN),
             rel_tol=0.01,
             unit="x",
-            explanation="Rank 0 computes only its diagonal chunk (c(c+1)/2 pairs), rank 3 three full chunks and its "
-            "diagonal: (3c^2 + c(c+1)/2) / (c(c+1)/2), nearly 2P - 1 = 7. Every step waits for the busiest rank. "
+            explanation="Rank 0 computes only its diagonal chunk (c(c+1)/2 pairs), rank 7 seven full chunks and its "
+            "diagonal: (7c^2 + c(c+1)/2) / (c(c+1)/2), nearly 2P - 1 = 15. Every step waits for the busiest rank. "
             "The zigzag layout (chunks r and 2P-1-r) gives every rank the same work: ratio "
             f"{max(_ZIGZAG) / min(_ZIGZAG):g}.",
-            computed_by="max / min of work_per_rank(4096, 4, 'plain', causal=True) (distributed.layouts)",
+            computed_by="max / min of work_per_rank(8192, 8, 'plain', causal=True) (distributed.layouts)",
         ),
         NumericQuestion(
             prompt="Ring attention over P = 8 devices for one layer with 8 KV heads of dimension 128 in bf16 and a "
@@ -123,20 +109,35 @@ QUIZ = Quiz(
             computed_by="plan('llama-3.1-8b', context=131072).flops_per_token: attention_scores / total",
         ),
         ChoiceQuestion(
-            prompt="Why does the course implement ring attention itself instead of calling PyTorch's "
-            "torch.distributed.tensor.experimental.context_parallel?",
+            prompt="Two devices each computed softmax attention of the same query over half of the keys, giving "
+            "(out_a, lse_a) and (out_b, lse_b), with lse_b = lse_a + 2. How should the two outputs be combined?",
             options=(
-                Option("context_parallel swaps in ring versions of the CUDA SDPA kernels only (flash, "
-                       "memory-efficient, cuDNN); on a CPU, SDPA runs another kernel, which it does not handle",
-                       correct=True,
-                       explanation="Its source maps only aten._scaled_dot_product_{flash,efficient,cudnn}_attention "
-                       "(and their backwards) to ring implementations; the chapter prints that list."),
-                Option("PyTorch has no ring attention at all", explanation="It has one, for those CUDA kernels."),
-                Option("gloo cannot send tensors between processes",
-                       explanation="The course's ring runs over gloo with isend/irecv."),
-                Option("Ring attention gives different results from full attention",
-                       explanation="It is exact: the chapter prints its error against full attention."),
+                Option("Weight them by exp(lse - lse_total): out_b gets e^2 / (1 + e^2), about 0.88, and out_a the "
+                       "rest", correct=True,
+                       explanation="Each partial output is normalised over its own keys; its share of the full "
+                       "softmax is its block's sum of exponentials, exp(lse), over the total. Here b's keys hold "
+                       "e^2 times a's mass."),
+                Option("Average them, (out_a + out_b) / 2",
+                       explanation="Right only when the two blocks carry the same softmax mass (lse_a = lse_b); "
+                       "here it gives a's keys far too much weight."),
+                Option("Add them, out_a + out_b",
+                       explanation="Each partial output is already a weighted average (weights summing to 1); the "
+                       "sum double-counts, with total weight 2."),
+                Option("Keep the one with the larger lse",
+                       explanation="That drops a's keys entirely; they still hold 1 / (1 + e^2) of the mass."),
             ),
+        ),
+        NumericQuestion(
+            prompt="A ring step hides its K/V transfer when a device holds at least c* tokens. For 32 query heads, "
+            "bf16, 400 TFLOP/s of attention and a 100 GB/s link, c* is "
+            f"{_CSTAR[32]:,.0f} tokens with 32 KV heads (no GQA). What is c* with 8 KV heads (GQA), all else equal?",
+            answer=_CSTAR[8],
+            rel_tol=0.01,
+            unit="tokens",
+            explanation="The attention work per step depends on the 32 query heads and does not change; the message "
+            "is the block's K and V, which shrinks 4x with 8 KV heads. c* is proportional to kv_heads / heads, so it "
+            f"falls 4x, to {_CSTAR[8]:,.0f} tokens: GQA makes the ring's communication easier to hide.",
+            computed_by="min_block_tokens(flops_per_s=400e12, bandwidth=100e9, heads=32, kv_heads=8)",
         ),
         ChoiceQuestion(
             prompt="With ring attention and FlashAttention-style tiling inside each device, how does the memory one "
