@@ -14,6 +14,10 @@ Plans (see the Makefile's ``setup`` recipe):
 ``locked``   ``make setup`` with torch from PyPI (macOS, Linux with an NVIDIA GPU): constraints.txt with the
              torch pin's local label dropped (``torch==2.13.0``) and the triton pin dropped (torch's own
              requirement decides)
+``cpu``      ``make setup`` on Linux without an NVIDIA GPU, torch left out (it comes from PyTorch's CPU index,
+             not PyPI): [dev] minus torch, plus the CPU build's own dependencies, constraints.txt as make uses
+             it there (triton pinned). Resolving PyPI's Linux torch instead would make pip read the metadata
+             of several GB of CUDA wheels per combination.
 ``runtime``  the package's runtime dependencies only (the Colab install cell), optionally with constraints
              (``tests/data/colab-packages.txt``) standing for what is already installed
 
@@ -40,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 INDEX = "https://pypi.org/simple"
 
 #: Pythons the course supports: requires-python in pyproject.toml must be exactly this range. The values are
-#: the patch releases resolved for (soupsieve, via nbconvert, needs 3.11.5 or newer, for instance).
-FULL_VERSIONS = {"3.10": "3.10.19", "3.11": "3.11.14", "3.12": "3.12.12", "3.13": "3.13.9", "3.14": "3.14.1"}
+#: the patch releases resolved for (soupsieve, via nbconvert, needs 3.11.5 or newer; networkx excludes 3.14.1).
+FULL_VERSIONS = {"3.10": "3.10.19", "3.11": "3.11.14", "3.12": "3.12.12", "3.13": "3.13.9", "3.14": "3.14.2"}
 PYTHONS = tuple(FULL_VERSIONS)
 #: The package (runtime dependencies) supports all of PYTHONS; `make` and the [dev]/[grading] extras need 3.11
 #: (nbgrader 0.9.6, transformers 5, numpy 2.4, Sphinx 9 require it), as does constraints.txt (made on 3.11).
@@ -123,7 +127,7 @@ def locked_constraints(text: str, torch: str = "pypi") -> str:
 
 
 def resolve(platform: str, python: str, requirements: list[str], constraints: str | None = None,
-            timeout: float = 300) -> dict:
+            timeout: float = 600) -> dict:
     """Dry-run pip for the target; {'ok', 'install': {name: version}, 'error', 'unresolved', 'seconds'}."""
     tags, _ = PLATFORMS[platform]
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,6 +136,8 @@ def resolve(platform: str, python: str, requirements: list[str], constraints: st
                 "--report", str(report), "--only-binary=:all:", "--implementation", "cp",
                 "--python-version", FULL_VERSIONS.get(python, python),
                 "--index-url", INDEX, "--timeout", "15", "--retries", "2", "--disable-pip-version-check"]
+        # (--use-feature=fast-deps, metadata by HTTP range requests where the index serves no PEP 658 metadata,
+        # stalled under concurrency behind this network's PyPI proxy: not used)
         for tag in tags:
             args += ["--platform", tag]
         if constraints is not None:
@@ -157,9 +163,19 @@ def resolve(platform: str, python: str, requirements: list[str], constraints: st
     return {"ok": False, "install": {}, "error": error, "unresolved": unresolved, "seconds": seconds}
 
 
+#: what the CPU build of torch requires (its wheel's Requires-Dist), resolved in its place by the cpu plan
+TORCH_CPU_DEPENDENCIES = ["filelock", "typing-extensions>=4.10.0", "setuptools", "sympy>=1.13.3", "networkx>=2.5.1",
+                          "jinja2", "fsspec>=0.8.5"]
+
+
 def plan(name: str) -> tuple[list[str], str | None]:
     if name == "dev":
         return _requirement_lines("dev"), None
+    if name == "cpu":
+        requirements = [r for r in _requirement_lines("dev") if not re.match(r"torch\b", r)]
+        constraints = locked_constraints((ROOT / "constraints.txt").read_text(), "cpu")
+        constraints = "".join(line + "\n" for line in constraints.splitlines() if not line.startswith("torch=="))
+        return requirements + TORCH_CPU_DEPENDENCIES, constraints
     if name == "locked":
         return _requirement_lines("dev"), locked_constraints((ROOT / "constraints.txt").read_text(), "pypi")
     if name == "runtime":
@@ -181,7 +197,7 @@ def pypi_reachable(timeout: float = 10) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--plan", action="append", choices=["dev", "locked", "runtime"])
+    parser.add_argument("--plan", action="append", choices=["dev", "locked", "cpu", "runtime"])
     parser.add_argument("--python", action="append", choices=PYTHONS + ("3.15",))
     parser.add_argument("--platform", action="append", choices=sorted(PLATFORMS))
     parser.add_argument("--jobs", type=int, default=8)
