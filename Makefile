@@ -1,6 +1,9 @@
 # longctx-lab: the two commands a learner or instructor needs are `make lab` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The newest python3.X that tools/check_python.py accepts (requires-python in pyproject.toml, venv and ensurepip
+# present); `make PYTHON=python3.12 setup` picks one yourself.
+PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3.11 python3.10 python3; do \
+  if $$p tools/check_python.py --quiet >/dev/null 2>&1; then command -v $$p; break; fi; done)
 VENV := .venv
 BIN := $(VENV)/bin
 # The install stamp changes whenever the dependency files change, so `make` reinstalls then.
@@ -20,16 +23,22 @@ help:
 
 $(STAMP): pyproject.toml constraints.txt
 	@date +%s > /tmp/longctx-lab-install-start
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	@# torch first. A torch already in .venv (e.g. a CUDA build you installed) is kept: the pin is dropped
-	@# from the constraints for this install. Otherwise the pinned CPU build (torch==2.13.0) is installed.
-	@if $(BIN)/python -c "import torch" 2>/dev/null; then \
-	  echo "keeping the torch already in $(VENV): $$($(BIN)/python -c 'import torch; print(torch.__version__)')"; \
-	  grep -v '^torch==' constraints.txt > $(VENV)/constraints-used.txt; \
+	@# one line, no traceback, when no Python here can build .venv (too old/new, no venv/ensurepip)
+	@if [ ! -x $(BIN)/python ]; then \
+	  if [ -z "$(PYTHON)" ]; then \
+	    if command -v python3 >/dev/null 2>&1; then python3 tools/check_python.py; else \
+	      echo "make: no python3 found: install Python 3.10 to 3.14 (python.org, or apt-get install python3 python3-venv)"; fi; \
+	    exit 1; \
+	  fi; \
+	  $(PYTHON) tools/check_python.py && $(PYTHON) -m venv $(VENV); \
 	else \
-	  $(BIN)/python -m pip install --quiet -c constraints.txt torch && cp constraints.txt $(VENV)/constraints-used.txt; \
+	  $(BIN)/python tools/check_python.py --no-venv; \
 	fi
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	@# torch first: kept if already in .venv (triton and torch pins dropped), else the CPU build on Linux
+	@# without an NVIDIA GPU (download.pytorch.org/whl/cpu, probed; never a CUDA build), else PyPI's.
+	@# Writes $(VENV)/constraints-used.txt. See tools/install_torch.py.
+	$(BIN)/python tools/install_torch.py
 	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints-used.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (longctx-lab)" >/dev/null
 	rm -f $(VENV)/.installed-*

@@ -1,6 +1,7 @@
 """environment.yml (Binder) must agree with pyproject.toml (ranges) and constraints.txt (exact pins)."""
 
 import re
+import sys
 from pathlib import Path
 
 import tomllib
@@ -12,13 +13,13 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _pins(lines) -> dict[str, str]:
+def _pins(lines) -> dict[str, str]:  # markers (after ";") ignored
     pins = {}
     for line in lines:
         line = line.strip()
         if not line or line.startswith(("#", "-")):
             continue
-        name, _, version = line.partition("==")
+        name, _, version = line.split(";")[0].partition("==")
         pins[canonicalize_name(name)] = version.strip()
     return pins
 
@@ -61,3 +62,95 @@ def test_python_version_agrees():
     from packaging.specifiers import SpecifierSet
 
     assert Version(python.split("=")[1]) in SpecifierSet(requires)
+
+
+# --------------------------------------------------------------------------- what the chapters import at run time
+
+#: import name -> distribution name where they differ and importlib.metadata cannot tell (not installed here)
+IMPORT_TO_DISTRIBUTION = {"IPython": "ipython", "yaml": "PyYAML", "PIL": "pillow", "sklearn": "scikit-learn"}
+FIRST_PARTY = {"longctx_lab", "tools"}
+
+
+def _top_level_imports(source: str) -> tuple[set[str], set[str]]:
+    """(top-level module names, dotted first-party modules) imported at module level (also inside if/try)."""
+    import ast
+
+    tree = ast.parse(source)
+    names, own = set(), set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If | ast.Try):
+            todo.extend(node.body + node.orelse + getattr(node, "finalbody", [])
+                        + [n for h in getattr(node, "handlers", []) for n in h.body])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                names.add(alias.name.split(".")[0])
+                own.add(alias.name)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+            own.update([node.module] + [f"{node.module}.{alias.name}" for alias in node.names])
+    return names, {m for m in own if m.split(".")[0] == "longctx_lab"}
+
+
+def _notebook_sources() -> list[str]:
+    """The code cells of every chapter's MyST text source, magics and cell options left out."""
+    cells = []
+    for md in sorted((ROOT / "notebooks").glob("*.md")):
+        for block in re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", md.read_text(), re.M | re.S):
+            lines = [line for line in block.splitlines() if not re.match(r"\s*[%!]|:\w[\w-]*:|---$", line)]
+            cells.append("\n".join(lines))
+    return cells
+
+
+def _module_file(dotted: str) -> Path | None:
+    path = ROOT.joinpath(*dotted.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def runtime_imports() -> set[str]:
+    """Third-party top-level imports of the chapters and of every package module they load (followed)."""
+    third, todo, seen = set(), [], set()
+    for cell in _notebook_sources():
+        names, own = _top_level_imports(cell)
+        third |= names
+        todo.extend(own)
+    while todo:
+        dotted = todo.pop()
+        parts = dotted.split(".")
+        for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__, a/b/__init__, a/b/c
+            module = ".".join(parts[:i])
+            if module in seen:
+                continue
+            seen.add(module)
+            path = _module_file(module)
+            if path is not None:
+                names, own = _top_level_imports(path.read_text())
+                third |= names
+                todo.extend(own)
+    stdlib = set(sys.stdlib_module_names)
+    return {name for name in third if name not in stdlib and name not in FIRST_PARTY}
+
+
+def _distribution(import_name: str) -> str:
+    from importlib.metadata import packages_distributions
+
+    if import_name in IMPORT_TO_DISTRIBUTION:
+        return IMPORT_TO_DISTRIBUTION[import_name]
+    dists = packages_distributions().get(import_name)
+    return dists[0] if dists else import_name
+
+
+def test_runtime_imports_are_found():
+    found = runtime_imports()
+    assert {"torch", "numpy", "matplotlib"} <= found, found
+
+
+def test_binder_pins_every_package_a_chapter_imports():
+    pinned = set(_env_pins())
+    missing = {name: _distribution(name) for name in runtime_imports()
+               if canonicalize_name(_distribution(name)) not in pinned}
+    assert not missing, f"environment.yml pins no version of {missing} (import name: distribution)"

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PYTEST = [str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-SPECIAL = "lint or book or triton or aot or distributed or notebooks or grading or slow or browser"
+SPECIAL = "lint or book or triton or aot or distributed or notebooks or grading or slow or browser or packaging"
 
 #: Where ``import triton`` fails (``tests/no_triton/triton``), as on macOS and Windows, which have no triton wheels.
 NO_TRITON_PATH = os.pathsep.join([str(ROOT / "tests" / "no_triton"), *filter(None, [os.environ.get("PYTHONPATH")])])
@@ -49,6 +49,9 @@ STAGES: list[tuple] = [
     ("book", ["env", "LONGCTX_BOOK_NOTEBOOKS=build/executed", str(BIN / "sphinx-build"), "-q", "-W", "--keep-going",
               "-b", "html", "docs", "build/book"], PYTEST + ["-m", "book", "tests"]),
     ("browser", PYTEST + ["-m", "browser", "tests"]),
+    # the install plan resolved from PyPI alone for every platform x Python (one process: it runs its own
+    # threads; pip's resolver is CPU bound, so -n would only compete with them)
+    ("packaging", PYTEST + ["-m", "packaging", "tests"]),
 ]
 
 COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|deselected)")
