@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +55,9 @@ STAGES: list[tuple] = [
     ("packaging", PYTEST + ["-m", "packaging", "tests"]),
 ]
 
+#: Stages that run in a thread from the start, beside the others (they wait on the network, not the CPU).
+BACKGROUND = {"packaging"}
+
 COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|deselected)")
 
 
@@ -67,14 +71,16 @@ def run_command(cmd: list[str]) -> tuple[int, str]:
     return rc, proc.stdout + proc.stderr
 
 
-def run_stage(name: str, cmds: tuple[list[str], ...]) -> tuple[int, float, dict[str, int]]:
-    """Run the stage's commands in order (stopping at the first that fails); status, seconds, test counts."""
+def run_stage(name: str, cmds: tuple[list[str], ...], write=None) -> tuple[int, float, dict[str, int]]:
+    """Run the stage's commands in order (stopping at the first that fails); status, seconds, test counts.
+    What it prints goes to ``write`` (default: standard output, as it happens)."""
+    write = write or (lambda text: (sys.stdout.write(text), sys.stdout.flush()))
     start = time.monotonic()
     rc, counts = 0, {}
     for cmd in cmds:
-        print(f"\n=== stage {name}: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))}", flush=True)
+        write(f"\n=== stage {name}: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))}\n")
         rc, out = run_command(cmd)
-        sys.stdout.write(out[-6000:] if rc else "\n".join(out.strip().splitlines()[-3:]) + "\n")
+        write(out[-6000:] if rc else "\n".join(out.strip().splitlines()[-3:]) + "\n")
         tail = "\n".join(out.strip().splitlines()[-3:])
         for num, kind in COUNT.findall(tail):
             kind = "errors" if kind.startswith("error") else kind
@@ -108,12 +114,27 @@ def main() -> int:
     install = ROOT / ".venv" / ".install-seconds"
     if install.exists() and not only:
         results.append(("install", 0, float(install.read_text().strip() or 0), {}))
+    # Background stages wait on the network, not the CPU: they start first, run beside the others, and are
+    # reported (output and all) in their place in the list.
+    pool = ThreadPoolExecutor(max_workers=max(1, len(BACKGROUND)))
+    started = {}
+    for name, *cmds in STAGES:
+        if name in BACKGROUND and (not only or name in only):
+            buffer: list[str] = []
+            started[name] = (pool.submit(run_stage, name, tuple(cmds), buffer.append), buffer)
     for name, *cmds in STAGES:
         if only and name not in only:
+            continue
+        if name in started:
+            future, buffer = started[name]
+            rc, elapsed, counts = future.result()
+            sys.stdout.write("".join(buffer) + f"(ran in the background beside the stages above: {elapsed:.0f} s)\n")
+            results.append((name, rc, elapsed, counts))
             continue
         results.append((name, *run_stage(name, tuple(cmds))))
         if name == "aot":
             sys.stdout.write(aot_summary())
+    pool.shutdown()
     total = time.monotonic() - total_start
     print("\n=== timing summary")
     width = max([12, *(len(name) for name, *_ in results)])
