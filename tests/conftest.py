@@ -34,3 +34,18 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Where triton cannot be installed (macOS, Windows: no wheels), the Triton and ahead-of-time compile tests
+    are skipped with the reason, so ``make test`` still passes there; the kernel chapters' no-triton path is
+    tested by the ``notebooks-no-triton`` stage everywhere."""
+    kernel_items = [item for item in items if item.get_closest_marker("triton") or item.get_closest_marker("aot")]
+    if not kernel_items:
+        return
+    try:  # after pytest_configure, so TRITON_INTERPRET is already decided
+        import triton  # noqa: F401
+    except ImportError as exc:
+        skip = pytest.mark.skip(reason=f"triton cannot be imported ({exc}; no wheels for this platform)")
+        for item in kernel_items:
+            item.add_marker(skip)
