@@ -137,24 +137,18 @@ def kv_bytes_claims() -> list[ClaimCheck]:
         check_statement(
             "The articles' KVCache class caches keys and values for autoregressive generation",
             verdict="wrong", source=SEED_ARCHITECTURE,
-            evidence=f"run as written with 2 layers: after one token has passed both layers seq_len = "
-            f"{run['seq_len_after_one_token']}, and layer 1's update returns {run['layer1_keys'].shape[0]} keys of "
-            f"which {run['layer1_zero_rows']} is all zeros (never written); a batch of 2 sequences raises "
-            f"{run['batch2_error'].split(':')[0] or 'nothing'}; built for the calculator's model "
-            f"(KVCache(200_000, 80, 8192)) it allocates one {run['shape']} {run['dtype']} tensor up front, "
-            f"{run['allocated_bytes'] / GiB:,.2f} GiB",
-            explanation="Every layer's update advances the one shared seq_len, so layer l writes token t at "
-            "position t * layers + l and attends over zero rows it never wrote: only a one-layer model works. "
-            "Its cache has no batch dimension (batch_size is read, then ignored), no KV-head dimension (d_model "
-            "values per token, so GQA could not shrink it) and reserves max_seq_len tokens for every layer in "
-            "float32. The idea (keep K and V, append one token per step) is right; this code does not "
-            "implement it."),
+            evidence=f"2 layers, one token: seq_len = {run['seq_len_after_one_token']}, and layer 1 gets "
+            f"{run['layer1_keys'].shape[0]} keys, {run['layer1_zero_rows']} of them all zeros (never written); a "
+            f"batch of 2 raises {run['batch2_error'].split(':')[0] or 'nothing'}; KVCache(200_000, 80, 8192) "
+            f"allocates {run['shape']} {run['dtype']} up front: {run['allocated_bytes'] / GiB:,.2f} GiB",
+            explanation="One seq_len is shared by all layers, so each layer writes one row after the last and "
+            "reads rows it never wrote: only a one-layer model works. It has no batch and no KV-head dimension "
+            "(so no GQA) and reserves the full length for every layer. The idea is right; the code is not."),
         check_stated_number(
             "Llama 3 70B's GQA (8 KV heads for 64 query heads) reduces the KV cache 64/8 = 8x", stated="8",
             unit="x", computed=factor, source=SEED_PRODUCTION,
-            explanation=f"Right: KV bytes are proportional to KV heads. The planner's bytes for {LLAMA31_70B.name} "
-            "(80 layers, 64 query heads, 8 KV heads of 128) at 128,000 tokens in FP16, with 64 KV heads and as "
-            "published."),
+            explanation=f"Right: KV bytes are proportional to KV heads ({LLAMA31_70B.name}, 128,000 tokens, "
+            "FP16, 64 vs 8 KV heads)."),
     ]
 
 
@@ -170,10 +164,8 @@ def kv_heads_claim() -> ClaimCheck:
         "Modern long-context models: 'KV Cache: GQA (8-16 heads)'", verdict="misleading", source=SEED_ARCHITECTURE,
         evidence=f"query/KV heads of the shipped published configs and {g['name']}: {listed}; KV heads "
         f"{kv}, query heads per KV head {groups}",
-        explanation=f"GQA is indeed everywhere here, but with {', '.join(map(str, kv))} KV heads, so the range "
-        "leaves out common models, and 'heads' does not say whether KV heads or query heads per KV head (the "
-        "group) are meant. A cache's bytes depend on KV heads x head_dim x layers, so the number alone does not "
-        "size one.")
+        explanation=f"GQA is everywhere here, with {', '.join(map(str, kv))} KV heads; 'heads' does not say "
+        "whether KV heads or the group size is meant, and a cache's size needs KV heads x head_dim x layers.")
 
 
 def combined_savings_claims(waste: dict | None = None) -> list[ClaimCheck]:
@@ -189,16 +181,13 @@ def combined_savings_claims(waste: dict | None = None) -> list[ClaimCheck]:
     paging = check_statement(
         "PagedAttention is the third factor of the '16-32x' KV memory reduction (with GQA and quantization)",
         verdict="misleading", source=SEED_PRODUCTION,
-        evidence=f"{waste['requests']} seeded requests mid-generation, {waste['tokens']:,} tokens, max_len "
-        f"{waste['max_len']}: a contiguous cache reserves {waste['contiguous_bytes']:,} bytes "
-        f"({waste['contiguous_waste']:.1%} holding no token), a paged one ({waste['block_size']}-token blocks) uses "
-        f"{waste['paged_bytes']:,} ({waste['paged_waste']:.1%} empty): {waste['capacity_ratio']:.1f}x more requests "
-        f"fit. Bytes per token slot, from the tensors: {per_slot_paged:g} paged, {per_slot_contiguous:g} contiguous",
-        explanation="Paging stores each token in exactly the bytes a contiguous cache uses; what it removes is the "
-        "memory reserved for tokens that never come (answers shorter than the limit) and fragmentation, at most "
-        "one partial block per sequence. That gain is real, but it is a property of the request mix and of how much "
-        "a contiguous server reserves, not a factor that multiplies with GQA and quantization; the 16-32x is GQA "
-        "times INT8/INT4 alone.")
+        evidence=f"{waste['requests']} seeded requests, {waste['tokens']:,} tokens: contiguous (max_len "
+        f"{waste['max_len']}) {waste['contiguous_waste']:.1%} empty, paged ({waste['block_size']}-token blocks) "
+        f"{waste['paged_waste']:.1%} empty, {waste['capacity_ratio']:.1f}x more requests fit; bytes per token "
+        f"slot: {per_slot_paged:g} paged, {per_slot_contiguous:g} contiguous",
+        explanation="Paging stores a token in the same bytes; it removes memory reserved for tokens that never "
+        "come. That gain depends on the request mix and does not multiply with GQA and quantization, which give "
+        "the 16-32x alone.")
     return [paging]
 
 
@@ -266,9 +255,8 @@ def serving_claims(*, prefill_exponent: float | None = None, decode_exponent: fl
         evidence=f"{dec['config']} decode step: {dec['intensity'][0]:.2f} FLOPs per byte at {ctx[0]:,} tokens, "
         f"{dec['intensity'][-1]:.2f} at {ctx[-1]:,} (batch 1); the {H100_SXM.name}'s ridge point is {ridge:.0f}"
         f"{measured}",
-        explanation="A decode step uses each weight byte for one token (a matrix-vector product) and each cached "
-        "K/V byte for one query's head group: its arithmetic intensity sits two orders of magnitude left of the "
-        "ridge, so bandwidth sets its speed.")
+        explanation="Each weight byte serves one token and each cached byte one query group: two orders of "
+        "magnitude left of the ridge, so bandwidth sets the speed.")
 
     lower = [time_lower_bound(prefill_flops(LLAMA31_70B, 200_000) / g, weights_bytes(LLAMA31_70B) / g, H100_SXM)
              for g in (1, 8)]
@@ -276,20 +264,17 @@ def serving_claims(*, prefill_exponent: float | None = None, decode_exponent: fl
         "'200K context ≈ 5-10s prefill on modern GPUs'", verdict="unsupported", source=SEED_ARCHITECTURE,
         evidence=f"roofline lower bound (peak FLOP/s, no overheads) for {LLAMA31_70B.name} at 200,000 tokens: "
         f"{lower[0]:.0f} s on one {H100_SXM.name}, {lower[1]:.1f} s on eight",
-        explanation="The article names no model, no GPU and no GPU count. For a 70B model at 200K even eight "
-        "H100s at full peak need about the upper end of that range; real systems reach a fraction of peak. For a "
-        "smaller model or more GPUs it could hold. Without the setup the number cannot be checked.")
+        explanation="No model, GPU or GPU count is named: for a 70B model even eight H100s at peak sit at the "
+        "top of the range, a smaller model would be faster. Without the setup it cannot be checked.")
 
     caching = check_statement(
         "KVCache docstring: caching 'reduces O(n²) to O(n) for generation'", verdict="correct",
         source=SEED_ARCHITECTURE,
-        evidence=f"attention FLOPs of the next token, {LLAMA31_70B.name}, {gen['contexts'][0]:,} to "
-        f"{gen['contexts'][-1]:,} cached tokens: recomputing every position grows as n^{gen['p_recompute']:.2f}, one "
-        f"query over the cache as n^{gen['p_cached']:.2f}; at {gen['contexts'][-1]:,} tokens the cache saves "
-        f"{gen['recompute'][-1] / gen['cached'][-1]:,.0f}x",
-        explanation="Per generated token, attention without a cache redoes all n(n+1)/2 query-key pairs; with one it "
-        "does n. (The weight matmuls go from n tokens to one.) This is the docstring's claim, and it holds; the "
-        "class under it is another matter.")
+        evidence=f"next token's attention FLOPs, {LLAMA31_70B.name}: recomputing grows as "
+        f"n^{gen['p_recompute']:.2f}, with the cache n^{gen['p_cached']:.2f}; "
+        f"{gen['recompute'][-1] / gen['cached'][-1]:,.0f}x fewer at {gen['contexts'][-1]:,} tokens",
+        explanation="Without a cache each new token redoes all n(n+1)/2 query-key pairs; with one it does n. "
+        "The docstring is right; the class under it is not.")
     return [bound, seconds, caching]
 
 
