@@ -308,7 +308,8 @@ def test_block_table_diagram_shows_the_tables_and_the_lookup(plt):
     for s in (0, 1):
         for blk in cache.blocks_of(s):
             assert str(blk) in texts
-    lookup = f"seq 0, token 5: block table[5 // 4] = block {cache.blocks_of(0)[1]}, slot 5 % 4 = 1"
+    lookup = f"seq 0, token 5: table[5 // 4] = block {cache.blocks_of(0)[1]}, slot 5 % 4 = 1"
+    assert [f"block {b}" for b in range(6)] == [t for t in texts if t.startswith("block ") and t[6:].isdigit()]
     assert lookup in texts
     assert any(p.get_hatch() for p in fig.axes[0].patches)  # the shared block
     _fits_the_book(fig, smallest)

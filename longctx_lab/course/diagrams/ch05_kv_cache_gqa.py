@@ -94,14 +94,17 @@ def draw_gqa_groups(heads: int, kv_heads: int, ax=None):
     return ax.figure
 
 
-def draw_block_table(cache: PagedKVCache, ax=None, *, example: tuple[int, int] | None = None):
+def draw_block_table(cache: PagedKVCache, ax=None, *, example: tuple[int, int] | None = None,
+                     per_row: int = 6):
     """A paged cache as two pictures linked by colour: its block table (one row per sequence, entry ``i`` the pool
-    block holding its tokens ``i * B`` to ``i * B + B - 1``) and its pool (filled slots coloured by the sequence
-    that wrote them, hatched where a block is shared). ``example=(seq, position)`` spells out one lookup."""
-    from matplotlib.patches import Rectangle
+    block holding its tokens ``i * B`` to ``i * B + B - 1``) and its pool (``per_row`` blocks a row; filled slots
+    coloured by the sequence that wrote them, hatched where a block is shared). ``example=(seq, position)`` draws
+    one lookup as an arrow from the table entry to the slot."""
+    from matplotlib.patches import FancyArrowPatch, Rectangle
 
     if not isinstance(cache, PagedKVCache):
         raise TypeError(f"cache must be a PagedKVCache, got {type(cache).__name__}")
+    per_row = check_int("per_row", per_row, minimum=1)
     b, seqs = cache.block_size, cache.held()
     tables = {s: cache.blocks_of(s) for s in seqs}
     lengths = cache.lengths.tolist()
@@ -111,45 +114,63 @@ def draw_block_table(cache: PagedKVCache, ax=None, *, example: tuple[int, int] |
         for i, blk in enumerate(tables[s]):
             owners.setdefault(blk, []).append(s)
             filled[blk] = max(filled.get(blk, 0), min(b, lengths[s] - i * b))
-    ax = _axes(ax, (7.5, 0.55 * len(seqs) + 2.4))
-    width = max(len(t) for t in tables.values())
-    # the block table, top left
-    for r, s in enumerate(seqs):
-        y = 1.9 + (len(seqs) - 1 - r) * 0.8
-        ax.text(-0.2, y + 0.3, f"seq {s} ({lengths[s]} tok)", ha="right", va="center", fontsize=_TEXT)
-        for i, blk in enumerate(tables[s]):
-            ax.add_patch(Rectangle((i * 1.1, y), 1.0, 0.6, facecolor=PALETTE[s % len(PALETTE)], alpha=0.3,
-                                   edgecolor=PALETTE[s % len(PALETTE)]))
-            ax.text(i * 1.1 + 0.5, y + 0.3, str(blk), ha="center", va="center", fontsize=_TEXT + 1,
-                    fontweight="bold")
-    ax.text(width * 1.1 / 2, 1.9 + len(seqs) * 0.8, "block table: entry i = pool block of tokens "
-            f"{b}i..{b}i+{b - 1}", ha="center", va="bottom", fontsize=_TEXT)
-    # the pool, bottom
-    scale = min(1.0, 15.5 / (cache.num_blocks * (b + 1)))
+    pool_rows = -(-cache.num_blocks // per_row)
+    slot, gap = 0.5, 0.35  # pool geometry: a slot's width, the gap between blocks
+    block_w = b * slot
+    pool_x0 = 0.0
+    table_x0 = pool_x0 + per_row * (block_w + gap) + 1.6
+    height = max(len(seqs) * 0.95, pool_rows * 1.6)
+    ax = _axes(ax, (7.5, 0.75 * height + 1.6))
+    # the pool, left: rows of blocks, numbered underneath
+    where = {}
     for blk in range(cache.num_blocks):
-        x0 = blk * (b + 1) * scale
+        r, c = divmod(blk, per_row)
+        x0, y0 = pool_x0 + c * (block_w + gap), height - 1.0 - r * 1.6
+        where[blk] = (x0, y0)
         who = owners.get(blk, [])
-        for slot in range(b):
-            used = slot < filled.get(blk, 0)
+        for k in range(b):
+            used = k < filled.get(blk, 0)
             colour = PALETTE[who[0] % len(PALETTE)] if used else _EMPTY
-            ax.add_patch(Rectangle((x0 + slot * scale, 0.2), scale * 0.95, 0.7, facecolor=colour,
-                                   edgecolor="white", hatch="///" if used and len(who) > 1 else None))
-        ax.add_patch(Rectangle((x0, 0.2), b * scale, 0.7, fill=False, edgecolor="#5c5c5c", lw=1.0))
-        ax.text(x0 + b * scale / 2, 0.05, str(blk), ha="center", va="top", fontsize=_TEXT,
+            ax.add_patch(Rectangle((x0 + k * slot, y0), slot * 0.92, 0.8, facecolor=colour, edgecolor="white",
+                                   hatch="///" if used and len(who) > 1 else None))
+        ax.add_patch(Rectangle((x0, y0), block_w, 0.8, fill=False, edgecolor="#5c5c5c", lw=1.0))
+        ax.text(x0 + block_w / 2, y0 - 0.12, f"block {blk}", ha="center", va="top", fontsize=_TEXT,
                 color=_INK if who else "#9a9a9a")
-    ax.text(-0.2, 0.55, "pool", ha="right", va="center", fontsize=_TEXT)
+    bottom = min(height - 1.0 - (pool_rows - 1) * 1.6 - 0.6, height - 1.0 - (len(seqs) - 1) * 0.95 - 0.2)
+    ax.text(pool_x0 + per_row * (block_w + gap) / 2, bottom, f"pool: {cache.num_blocks} blocks of {b} token "
+            "slots", ha="center", va="top", fontsize=_TEXT, fontweight="bold")
+    # the block tables, right: one row per sequence
+    cells = {}
+    for r, s in enumerate(seqs):
+        y = height - 1.0 - r * 0.95
+        colour = PALETTE[s % len(PALETTE)]
+        ax.text(table_x0 - 0.15, y + 0.4, f"seq {s}", ha="right", va="center", fontsize=_TEXT)
+        for i, blk in enumerate(tables[s]):
+            cells[(s, i)] = (table_x0 + i * 0.9, y)
+            ax.add_patch(Rectangle((table_x0 + i * 0.9, y), 0.8, 0.8, facecolor=colour, alpha=0.3,
+                                   edgecolor=colour))
+            ax.text(table_x0 + i * 0.9 + 0.4, y + 0.4, str(blk), ha="center", va="center", fontsize=_TEXT + 1,
+                    fontweight="bold")
+        ax.text(table_x0 + len(tables[s]) * 0.9 + 0.1, y + 0.4, f"{lengths[s]} tokens", ha="left",
+                va="center", fontsize=_TEXT, color="#5c5c5c")
+    ax.text(table_x0 + 1.6, bottom, "block tables", ha="center", va="top", fontsize=_TEXT, fontweight="bold")
+    width = table_x0 + max(len(t) for t in tables.values()) * 0.9 + 1.6
     if example is not None:
-        s, p = example
-        blk = tables[s][p // b]
-        ax.text(cache.num_blocks * (b + 1) * scale / 2, -0.55,
-                f"seq {s}, token {p}: block table[{p} // {b}] = block {blk}, slot {p} % {b} = {p % b}",
-                ha="center", va="top", fontsize=_TEXT)
-    ax.set_xlim(-3.2, max(cache.num_blocks * (b + 1) * scale, width * 1.1) + 0.2)
-    ax.set_ylim(-1.0 if example else -0.5, 2.4 + len(seqs) * 0.8)
+        s, pos = example
+        i, k = divmod(pos, b)
+        blk = tables[s][i]
+        (cx, cy), (bx, by) = cells[(s, i)], where[blk]
+        ax.add_patch(Rectangle((bx + k * slot, by), slot * 0.92, 0.8, fill=False, edgecolor="black", lw=2))
+        ax.add_patch(FancyArrowPatch((cx + 0.4, cy + 0.85), (bx + (k + 0.5) * slot, by + 0.85),
+                                     arrowstyle="-|>", mutation_scale=12, color="black", lw=1.2,
+                                     connectionstyle="arc3,rad=0.12"))
+        ax.text(width / 2, bottom - 0.7, f"seq {s}, token {pos}: table[{pos} // {b}] = block {blk}, "
+                f"slot {pos} % {b} = {k}", ha="center", va="top", fontsize=_TEXT + 1)
+    ax.set_xlim(-0.2, width)
+    ax.set_ylim(bottom - (1.5 if example else 0.7), height + (1.2 if example else 0.2))
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(f"Paged cache: {cache.num_blocks} blocks of {b} slots (grey: free, hatched: shared)",
-                 fontsize=10)
+    ax.set_title("Paged KV cache (grey: free slots, hatched: shared blocks)", fontsize=10)
     return ax.figure
 
 
