@@ -341,3 +341,14 @@ def test_int8_by_hand_equals_the_package():
     ref_codes, ref_scales = quantize(x, bits=8, axis="token")
     assert torch.equal(codes, ref_codes)
     torch.testing.assert_close(codes.float() * scale, dequantize(ref_codes, ref_scales))
+
+
+def test_audited_sentences_are_gone_from_the_chapter():
+    """Audit (issue 24): decode does one multiply-add per weight, not per weight byte; the bench model's
+    crossover is printed by a cell, not asserted in prose as 'the first thousand tokens'."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "notebooks" / "ch05_kv_cache_gqa.md").read_text()
+    assert "per weight byte" not in text and "first thousand tokens" not in text
+    assert "none with 16" not in text
+    assert "crossover(tiny.n_params() * 4, tiny_kv)" in text  # the cell that prints it
