@@ -51,67 +51,68 @@ def test_quiz_keys_match_hand_arithmetic():
 # ---------------------------------------------------------------------------------------------- claims
 
 def test_claims_render_with_the_policy(checks):
-    assert_claims_render(checks, minimum=15)
+    assert_claims_render(checks, minimum=7)
 
 
-def test_the_calculator_and_the_class_run_as_written(checks):
-    printed = one_claim(checks, "prints 'KV Cache: 48.83 GB'")
-    assert printed.verdict == "wrong"
-    assert printed.computed.startswith(f"{2 * 80 * 200_000 * 8192 * 2 / 1024**3:.2f}")  # 488.28
-    held = one_claim(checks, "KVCache(200_000, 80, 8192)")
-    assert held.verdict == "wrong"
-    assert claim_value(held.computed) == pytest.approx(80 * 2 * 200_000 * 8192 * 4 / 2**30, rel=1e-3)  # fp32: 976.56
+def test_the_decode_intensity_key_accepts_about_one():
+    q = next(q for q in QUIZ.questions if "FLOPs does the step do per byte" in q.prompt)
+    assert q.accepts(1) and q.accepts(q.answer) and not q.accepts(2)  # the explanation says "about 1"
+
+
+def test_the_articles_class_runs_as_written(checks):
     run = ch05.run_article_kvcache()
     assert run["allocated_bytes"] == 80 * 2 * 200_000 * 8192 * 4 and run["dtype"] == "float32"
     assert run["seq_len_after_one_token"] == 2  # one token, two layers: the shared counter moved twice
     assert run["layer1_keys"].shape == (2, 4) and run["layer1_zero_rows"] == 1
     assert run["batch2_error"].startswith("RuntimeError")
-    assert one_claim(checks, "caches keys and values for autoregressive").verdict == "wrong"
+    row = one_claim(checks, "caches keys and values for autoregressive")
+    assert row.verdict == "wrong" and "976.56 GiB" in row.computed
+    # the calculator's "48.83 GB" is chapter 1's claim, and no row here attributes it to the class
+    assert not [c for c in checks if "48.83" in c.claim]
 
 
-def test_gqa_byte_claims(checks):
-    assert one_claim(checks, "prints 'GQA Memory Savings: 87.5%'").verdict == "correct"
-    assert (64 - 8) / 64 == 0.875
+def test_claims_checked_in_chapter_1_are_not_checked_again(checks):
+    from longctx_lab.course.claim_sets import ch01_quadratic_wall as ch01
+
+    def words(text):
+        return set(text.lower().replace("'", " ").split())
+
+    for c in checks:
+        for earlier in ch01.claims():
+            overlap = len(words(c.claim) & words(earlier.claim)) / len(words(c.claim))
+            assert overlap < 0.6, f"{c.claim!r} repeats chapter 1's {earlier.claim!r}"
+    assert not [c for c in checks if "constant" in c.claim.lower() or "first-token" in c.claim.lower()]
+
+
+def test_gqa_factor_and_kv_heads(checks):
     factor = one_claim(checks, "reduces the KV cache 64/8 = 8x")
     assert factor.verdict == "correct" and claim_value(factor.computed) == 8
-    per_head = 2 * 80 * 128 * 128_000 * 2  # Llama 3 70B, fp16, one KV head, 128,000 tokens
-    for words, heads in (("about 335 GB", 64), ("about 42 GB", 8), ("about 5 GB", 1)):
-        c = one_claim(checks, words)
-        assert c.verdict == "correct"
-        assert claim_value(c.computed) == pytest.approx(heads * per_head / 1e9, rel=1e-3)
-
-
-def test_heads_sketch_and_paging(checks):
-    assert one_claim(checks, "GQA (8-16 heads)").verdict == "misleading"
-    sketch = one_claim(checks, "Claude 3 Opus (estimated)")
-    per_token_layer = 2 * 8 * 128 * 1  # fp8
-    assert claim_value(sketch.computed) == pytest.approx((10 * 200_000 + 70 * 4096) * per_token_layer / 1e9, rel=1e-3)
-    assert sketch.verdict == "wrong"
-    reused = [c for c in checks if c.rule and ("16-32x" in c.claim or "32x with INT4" in c.claim)]
-    assert [c.verdict for c in reused] == ["correct", "correct"]
-    assert [claim_value(c.computed) for c in reused] == [64 / 8 * 2, 64 / 8 * 4]
+    heads = one_claim(checks, "GQA (8-16 heads)")
+    assert heads.verdict == "misleading"
+    assert "gemma-2-27b 32/16" in heads.computed  # a published model with 16 KV heads
+    assert "none with 16" not in heads.explanation
     assert one_claim(checks, "third factor").verdict == "misleading"
 
 
-def test_serving_verdicts_follow_the_exponents():
-    model = {c.claim[:25]: c.verdict for c in ch05.serving_claims()}
-    assert model["Time-to-first-token scale"] == "wrong"
-    assert model["Generation speed is ~cons"] == "misleading"
-    assert model["Decoding: the bottleneck "] == "correct"
-    assert model["'200K context ≈ 5-10s pre"] == "unsupported"
-    assert model["KVCache docstring: cachin"] == "correct"
-    # measured exponents decide when given
-    linear = {c.claim[:25]: c for c in ch05.serving_claims(prefill_exponent=1.05, decode_exponent=0.02,
-                                                            measured_on="here")}
-    assert linear["Time-to-first-token scale"].verdict == "misleading"  # linear here, not at 200K (model)
-    assert "measured exponent 1.05 (here)" in linear["Time-to-first-token scale"].computed
-    assert linear["Generation speed is ~cons"].verdict == "misleading"
-    grows = {c.claim[:25]: c.verdict for c in ch05.serving_claims(prefill_exponent=1.6, decode_exponent=0.5)}
-    assert grows["Time-to-first-token scale"] == "wrong" and grows["Generation speed is ~cons"] == "wrong"
+def test_serving_verdicts_do_not_depend_on_a_recording():
+    model = [(c.claim, c.verdict) for c in ch05.serving_claims()]
+    assert [v for _, v in model] == ["correct", "unsupported", "correct"]
+    measured = ch05.serving_claims(prefill_exponent=1.6, decode_exponent=0.5, measured_on="here")
+    assert [(c.claim, c.verdict) for c in measured] == model  # a measurement adds evidence only
+    assert "context^0.50" in measured[0].computed and "(here)" in measured[0].computed
     with pytest.raises(TypeError, match="prefill_exponent must be a real number"):
         ch05.serving_claims(prefill_exponent="1.0")
     with pytest.raises(TypeError, match="measured_on must be a string"):
         ch05.serving_claims(measured_on=3)
+
+
+def test_the_bench_model_crossover_is_about_2200_tokens():
+    """The chapter prints where the CPU benchmark model's cache read overtakes its weights (audit: not 1K)."""
+    from longctx_lab.cli.bench.decode_cpu import bench_model_config
+
+    c = bench_model_config()
+    kv_per_token = 2 * c.n_layers * c.n_kv_heads * c.head_dim * 4
+    assert c.n_params() * 4 / kv_per_token == pytest.approx(2178.5, rel=1e-3)
 
 
 def test_models_against_hand_arithmetic():
@@ -205,19 +206,14 @@ def test_draw_paged_cache_draws_every_block():
         draw_paged_cache(None)
 
 
-def test_recorded_cpu_measurements_decide_the_serving_verdicts():
+def test_recorded_cpu_measurements_only_add_evidence():
     from longctx_lab.cli.bench import decode_cpu
 
     recorded = decode_cpu.load_decode_results()  # the copy shipped with the package
     inputs = decode_cpu.claim_inputs(recorded)
-    got = {c.claim[:25]: c for c in ch05.serving_claims(**inputs)}
-    p, q = recorded["fits"]["prefill"]["exponent"], recorded["fits"]["cached_decode"]["exponent"]
-    expected_ttft = "wrong" if p > 1.1 else "misleading"  # the model's 70B exponent (1.22) is superlinear
-    expected_speed = "misleading" if q < 0.1 else "wrong"
-    assert got["Time-to-first-token scale"].verdict == expected_ttft
-    assert got["Generation speed is ~cons"].verdict == expected_speed
-    assert f"measured exponent {p:.2f}" in got["Time-to-first-token scale"].computed
-    assert inputs["measured_on"] in got["Generation speed is ~cons"].computed
+    got = ch05.serving_claims(**inputs)
+    assert [c.verdict for c in got] == [c.verdict for c in ch05.serving_claims()]
+    assert inputs["measured_on"] in got[0].computed
 
 
 def test_decode_kernel_source_is_read_from_the_kernel_file():
@@ -248,3 +244,108 @@ def test_interpreted_decode_kernel_matches_the_cache():
     torch.testing.assert_close(out, cache.attend(q), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="q must be a CPU tensor"):
         run_decode_interpreted(q.to("meta"), cache.k_pool, cache.v_pool, cache.lengths)
+
+
+# ---------------------------------------------------------------------------------------------- diagrams
+
+@pytest.fixture
+def plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from longctx_lab.core.display import smallest_text_points
+
+    yield plt, smallest_text_points
+    plt.close("all")
+
+
+def _fits_the_book(fig, smallest):
+    assert fig.get_size_inches()[0] <= 7.5 and smallest(fig) >= 9
+
+
+def test_cache_growth_diagram_draws_the_printed_lengths(plt):
+    from longctx_lab.course.diagrams.ch05_kv_cache_gqa import draw_cache_growth
+
+    _, smallest = plt
+    fig = draw_cache_growth([5, 6, 7])
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts[:3] == ["prefill: write 5", "step 1: read 5, write 1", "step 2: read 6, write 1"]
+    assert len(fig.axes[0].patches) == 3 * 7
+    _fits_the_book(fig, smallest)
+    with pytest.raises(ValueError, match="increasing"):
+        draw_cache_growth([5, 5])
+
+
+def test_gqa_diagram_links_each_query_head_to_h_over_group(plt):
+    from longctx_lab.course.diagrams.ch05_kv_cache_gqa import draw_gqa_groups
+
+    _, smallest = plt
+    fig = draw_gqa_groups(8, 2)
+    lines = fig.axes[0].lines
+    assert len(lines) == 8
+    ends = [line.get_xdata()[1] for line in lines]
+    assert ends[:4] == [ends[0]] * 4 and ends[4:] == [ends[4]] * 4 and ends[0] != ends[4]
+    _fits_the_book(fig, smallest)
+    with pytest.raises(ValueError, match="multiple"):
+        draw_gqa_groups(6, 4)
+
+
+def test_block_table_diagram_shows_the_tables_and_the_lookup(plt):
+    from longctx_lab.course.diagrams.ch05_kv_cache_gqa import draw_block_table
+
+    _, smallest = plt
+    cache = PagedKVCache(4, 6, batch=2, kv_heads=1, head_dim=2)
+    cache.append(torch.zeros(1, 1, 6, 2), torch.zeros(1, 1, 6, 2), seq_ids=[0])
+    cache.fork(0, 1)
+    cache.append(torch.zeros(1, 1, 1, 2), torch.zeros(1, 1, 1, 2), seq_ids=[1])
+    fig = draw_block_table(cache, example=(0, 5))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    for s in (0, 1):
+        for blk in cache.blocks_of(s):
+            assert str(blk) in texts
+    lookup = f"seq 0, token 5: table[5 // 4] = block {cache.blocks_of(0)[1]}, slot 5 % 4 = 1"
+    assert [f"block {b}" for b in range(6)] == [t for t in texts if t.startswith("block ") and t[6:].isdigit()]
+    assert lookup in texts
+    assert any(p.get_hatch() for p in fig.axes[0].patches)  # the shared block
+    _fits_the_book(fig, smallest)
+    with pytest.raises(TypeError, match="PagedKVCache"):
+        draw_block_table("cache")
+
+
+def test_outlier_diagram_marks_the_outlier_channels(plt):
+    from longctx_lab.course.diagrams.ch05_kv_cache_gqa import draw_channel_outliers
+
+    _, smallest = plt
+    keys = torch.randn(16, 8)
+    keys[:, 3] *= 10
+    fig = draw_channel_outliers(keys, outliers=[3])
+    bars = fig.axes[1].patches
+    assert len(bars) == 8 and bars[3].get_height() == pytest.approx(float(keys[:, 3].abs().max()))
+    _fits_the_book(fig, smallest)
+    with pytest.raises(TypeError, match="tokens, head_dim"):
+        draw_channel_outliers(torch.zeros(2, 3, 4))
+
+
+def test_int8_by_hand_equals_the_package():
+    """The chapter's few-line int8 quantizer, checked here against longctx_lab.kvcache.quantize."""
+    from longctx_lab.kvcache import dequantize, quantize
+
+    x = torch.randn(5, 8, generator=torch.Generator().manual_seed(0))
+    scale = x.abs().amax(dim=-1, keepdim=True) / 127
+    codes = torch.round(x / scale).clamp(-127, 127).to(torch.int8)
+    ref_codes, ref_scales = quantize(x, bits=8, axis="token")
+    assert torch.equal(codes, ref_codes)
+    torch.testing.assert_close(codes.float() * scale, dequantize(ref_codes, ref_scales))
+
+
+def test_audited_sentences_are_gone_from_the_chapter():
+    """Audit (issue 24): decode does one multiply-add per weight, not per weight byte; the bench model's
+    crossover is printed by a cell, not asserted in prose as 'the first thousand tokens'."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "notebooks" / "ch05_kv_cache_gqa.md").read_text()
+    assert "per weight byte" not in text and "first thousand tokens" not in text
+    assert "none with 16" not in text
+    assert "crossover(tiny.n_params() * 4, tiny_kv)" in text  # the cell that prints it
