@@ -61,7 +61,7 @@ def test_canonical_cell_pins_the_release_tag_of_the_package_version():
 
     source = colab_cell.canonical_source()
     assert colab_cell.package_version() == longctx_lab.__version__
-    assert f"git+{colab_cell.REPOSITORY}@v{longctx_lab.__version__}'" in source
+    assert f'"longctx-lab @ git+{colab_cell.REPOSITORY}@v{longctx_lab.__version__}"' in source
     assert 'find_spec("longctx_lab")' in source  # what tests/test_notebook_hygiene.py looks for
     compile(source.replace("get_ipython()", "ip"), "<cell>", "exec")
 
