@@ -107,7 +107,7 @@ def draw_rope_scheme(axes, scheme: str = "yarn", factor: float = 8.0, original: 
     return {"attention_factor": att, "unseen": int(unseen.sum())}
 
 
-def rope_explorer(static=(("linear", 8.0), ("ntk", 8.0), ("yarn", 32.0)), *, original: int = 4096) -> bool:
+def rope_explorer(static=(("linear", 8.0), ("ntk", 8.0), ("yarn", 8.0)), *, original: int = 4096) -> bool:
     """Chapter 2's explorer: sliders for scheme, factor and trained context where a live front end renders
     widgets (:func:`longctx_lab.core.display.show_widgets`), then, everywhere, the static figure of
     :func:`draw_rope_scheme` for each ``(scheme, factor)`` of ``static``. Returns whether sliders showed."""

@@ -190,3 +190,38 @@ def test_ch01_hierarchy_rows_are_fastest_first_and_on_chip_first():
     caps = [r[1] for r in rows]
     assert caps[3] < caps[4]  # HBM < host RAM
 
+
+
+def test_ch01_pair_grids_hug_their_own_grid_at_one_scale(agg):
+    """Each panel's limits are its own n (ticks sit with the grid), and a cell is the same size in each."""
+    from longctx_lab.course.diagrams import ch01_quadratic_wall as dg
+
+    fig = dg.draw_pair_grids((4, 8))
+    small, big = fig.axes
+    assert small.get_xlim() == (-0.5, 3.5) and big.get_xlim() == (-0.5, 7.5)
+    assert list(small.get_xticks()) == [0, 3]
+    w_small, w_big = small.get_position().width, big.get_position().width
+    assert w_big == pytest.approx(2 * w_small)
+    assert small.get_position().y0 == pytest.approx(big.get_position().y0)
+
+
+def test_ch01_hierarchy_title_matches_its_numbers(agg):
+    """The figure says faster towards the top, not smaller: the register file outsizes shared memory."""
+    from longctx_lab.core.configs import A100_80GB_SXM
+    from longctx_lab.course.diagrams import ch01_quadratic_wall as dg
+
+    caps = {name: cap for name, cap, _, _ in dg.hierarchy_rows(A100_80GB_SXM)}
+    assert caps["registers"] > caps["SRAM (shared memory / L1)"]
+    title = _texts(dg.draw_memory_hierarchy(A100_80GB_SXM))
+    assert "faster towards the top" in title and "smaller" not in title
+
+
+def test_ch01_batched_decode_question_is_left_of_the_ridge():
+    from longctx_lab.core.configs import H100_SXM, LLAMA3_70B
+    from longctx_lab.core.cost import decode_step
+    from longctx_lab.course.quizzes.ch01_quadratic_wall import QUIZ
+
+    last = QUIZ.questions[-1]
+    batched = decode_step(LLAMA3_70B, 128, batch=64)["intensity"]
+    assert decode_step(LLAMA3_70B, 8192)["intensity"] < batched < H100_SXM.ridge_intensity
+    assert f"Near {batched:.0f} FLOPs/byte" in last.options[min(last.correct_indices)].text

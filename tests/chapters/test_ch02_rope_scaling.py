@@ -115,3 +115,33 @@ def test_yarn_ramp_diagram_marks_the_packages_range():
     assert f"low = {low:g}" in texts and f"high = {high:g}" in texts
     assert float(turns[low]) > 32 > 1 > float(turns[high])  # the ramp's ends straddle beta_fast and beta_slow
     matplotlib.pyplot.close(fig)
+
+
+def test_pair_cosine_diagram_marks_where_the_cosine_turns_negative():
+    theta = float(rope.default_rope(128, 10_000.0)[0][-1])  # pair 63, the chapter's slowest pair
+    fig = diagrams.draw_pair_cosine(theta, 4096, 32768, pair=63)
+    texts = " ".join(_texts(fig))
+    flip = math.pi / (2 * theta)
+    assert 4096 < flip < 32768  # positive all through training, negative before 32K
+    assert f"cosine turns negative at {flip:,.0f}" in texts and "0..4,096" in texts
+    assert fig.get_size_inches()[0] <= 7.5
+    matplotlib.pyplot.close(fig)
+
+
+def test_last_question_needs_the_unseen_count_per_scheme():
+    """Head dim 64, base 1e4, trained on 2,048, run at 8,192: plain RoPE and NTK leave pairs out of range,
+    PI and YaRN none. Counted by hand: pairs whose trained arc 2048 * theta_i < 2 pi and whose new largest
+    angle exceeds it."""
+    last = QUIZ.questions[-1]
+    assert last.multiple and "8,192" in last.prompt
+
+    def unseen(theta_new):
+        theta = [10_000.0 ** (-2 * i / 64) for i in range(32)]
+        return sum(2048 * t < 2 * math.pi and 8192 * tn > 2048 * t * (1 + 1e-9)
+                   for t, tn in zip(theta, theta_new, strict=True))
+
+    plain = [10_000.0 ** (-2 * i / 64) for i in range(32)]
+    ntk_base = 10_000.0 * 4.0 ** (64 / 62)
+    ntk = [ntk_base ** (-2 * i / 64) for i in range(32)]
+    assert unseen(plain) == 11 and unseen(ntk) == 10
+    assert [o.correct for o in last.options] == [True, False, True, False]

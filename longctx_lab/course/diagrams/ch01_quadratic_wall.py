@@ -74,14 +74,23 @@ def draw_pair_grids(sizes=(4, 8)):
     sizes = [int(s) for s in sizes]
     if not sizes or min(sizes) < 1:
         raise ValueError(f"sizes must be positive integers, got {sizes}")
-    fig, axes = plt.subplots(1, len(sizes), figsize=(WIDTH, 3.3), squeeze=False)
-    biggest = max(sizes)
+    # One scale for every grid, so a cell is the same size in each, and each panel's axes hug its own
+    # grid, so the ticks and labels sit with the grid they number: the axes are placed by hand, in inches,
+    # on a shared baseline, each centred in its share of the width.
+    height, bottom = 3.3, 0.6  # inches: the figure, and the space under the grids for the labels
+    cell = min((height - bottom - 1.0) / max(sizes), 0.8 * WIDTH / len(sizes) / max(sizes))
+    fig = plt.figure(figsize=(WIDTH, height))
+    axes = []
+    for k, n in enumerate(sizes):
+        side = n * cell
+        centre = (k + 0.5) * WIDTH / len(sizes)
+        axes.append(fig.add_axes(((centre - side / 2) / WIDTH, bottom / height, side / WIDTH, side / height)))
     cmap = ListedColormap(["#dbe7f3", PALETTE[0]])
-    for ax, n in zip(axes[0], sizes, strict=True):
+    for ax, n in zip(axes, sizes, strict=True):
         keep = np.tril(np.ones((n, n)))
-        ax.imshow(keep, cmap=cmap, vmin=0, vmax=1)
-        ax.set_xlim(-0.5, biggest - 0.5)  # one scale for every grid: a cell is the same size in each
-        ax.set_ylim(biggest - 0.5, -0.5)
+        ax.imshow(keep, cmap=cmap, vmin=0, vmax=1, aspect="equal")
+        ax.set_xlim(-0.5, n - 0.5)
+        ax.set_ylim(n - 0.5, -0.5)
         ax.set_xticks(np.arange(-0.5, n), minor=True)
         ax.set_yticks(np.arange(-0.5, n), minor=True)
         ax.grid(which="minor", color="white", lw=1.5)
@@ -95,7 +104,6 @@ def draw_pair_grids(sizes=(4, 8)):
             side.set_visible(False)
         ax.set_title(f"n = {n}: {n * n} pairs,\ncausal keeps {n * (n + 1) // 2}", fontsize=TEXT + 1)
     fig.suptitle("Doubling n quadruples the grid", fontsize=TEXT + 2)
-    fig.tight_layout()
     return fig
 
 
@@ -119,9 +127,9 @@ def _size(n: float) -> str:
 
 
 def draw_memory_hierarchy(gpu):
-    """The memory a GPU's cores read from, as a pyramid: fastest and smallest at the top, each box's width
-    growing with the log of its capacity, its capacity and bandwidth written beside it; a bracket marks what
-    sits on the chip and what is off it."""
+    """The memory a GPU's cores read from, as a pyramid: fastest at the top, each box's width growing with
+    the log of its capacity (not always smallest at the top: the register file outsizes shared memory), its
+    capacity and bandwidth written beside it; a bracket marks what sits on the chip and what is off it."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
@@ -150,7 +158,7 @@ def draw_memory_hierarchy(gpu):
     ax.set_xlim(-1.1, 1.45)
     ax.set_ylim(-0.6, top + 1.0)
     ax.axis("off")
-    ax.set_title(f"{gpu.name}: smaller and faster towards the top", fontsize=TEXT + 2)
+    ax.set_title(f"{gpu.name}: faster towards the top", fontsize=TEXT + 2)
     fig.tight_layout()
     return fig
 

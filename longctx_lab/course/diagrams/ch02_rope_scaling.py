@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["draw_pair_rotation", "draw_trained_arcs", "draw_yarn_ramp"]
+__all__ = ["draw_pair_cosine", "draw_pair_rotation", "draw_trained_arcs", "draw_yarn_ramp"]
 
 _Q, _K, _SEEN, _NEW = "#1f5aa6", "#d1495b", "#5c5c5c", "#e9a03b"
 
@@ -87,6 +87,29 @@ def draw_trained_arcs(theta: float, trained: int, new: int, factor: float, *, fi
     axes[0].plot([], [], color=_NEW, lw=5, label="angles never seen")
     fig.legend(loc="lower center", ncol=2, fontsize=10, bbox_to_anchor=(0.5, -0.02))
     fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def draw_pair_cosine(theta: float, trained: int, new: int, *, pair: int | None = None, figsize=(7.5, 3.0)):
+    """``cos(distance * theta)`` for distances ``0 .. new``: the factor by which one pair's rotation scales
+    its contribution to the score. The distances seen in training (``0 .. trained``) are shaded, and the
+    distance where the cosine first turns negative, ``pi / (2 theta)``, is marked when it lies in range."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    dist = np.linspace(0, new, 600)
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.axvspan(0, trained, color=_SEEN, alpha=0.18, label=f"distances seen in training (0..{trained:,})")
+    ax.plot(dist, np.cos(dist * theta), color=_Q, lw=2)
+    ax.axhline(0, color="grey", lw=0.8)
+    flip = math.pi / (2 * theta)
+    if flip <= new:
+        ax.axvline(flip, color=_NEW, ls="--", lw=1.5, label=f"cosine turns negative at {flip:,.0f}")
+    name = f"pair {pair}" if pair is not None else "the pair"
+    ax.set(xlim=(0, new), ylim=(-1.1, 1.1), xlabel="distance m - n (tokens)",
+           ylabel=f"cos(distance x θ), {name}")
+    ax.legend(loc="lower left", fontsize=10)
+    fig.tight_layout()
     return fig
 
 

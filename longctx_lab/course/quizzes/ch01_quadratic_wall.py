@@ -16,6 +16,8 @@ from longctx_lab.course.quiz import ChoiceQuestion, NumericQuestion, Option, Qui
 _WEIGHTS = 16e9  # bytes: an 8B-parameter model in bf16, read once per decoded token
 _FLOPS = 2 * 8e9  # one multiply-add per parameter per token
 _INTENSITY = 50.0  # FLOPs/byte of the roofline question
+_DECODE_1 = decode_step(LLAMA3_70B, 8192)  # batch 1, long context
+_DECODE_64 = decode_step(LLAMA3_70B, 128, batch=64)  # batch 64, short contexts
 
 QUIZ = Quiz(
     chapter="ch01_quadratic_wall",
@@ -74,7 +76,8 @@ QUIZ = Quiz(
             prompt="Which ordering of GPU memory, fastest first, is right?",
             options=(
                 Option("registers > SRAM (shared memory) > HBM > host RAM over PCIe", correct=True,
-                       explanation="Each step away from the arithmetic units is bigger and slower."),
+                       explanation="Each step away from the arithmetic units is slower (though not always "
+                       "bigger: an A100's register file outsizes its shared memory)."),
                 Option("HBM > registers > L2 > host RAM",
                        explanation="HBM is off the chip: every on-chip level is faster than it."),
                 Option("SRAM > HBM > registers > host RAM",
@@ -129,18 +132,27 @@ QUIZ = Quiz(
             ),
         ),
         ChoiceQuestion(
-            prompt="Which of these change the FLOPs of exact attention? (pick all that apply)",
-            multiple=True,
+            prompt=(
+                f"Decoding {LLAMA3_70B.name} at batch 1 with 8,192 tokens cached reads every weight for one "
+                f"token: about {_DECODE_1['intensity']:.1f} FLOPs/byte. A server instead decodes 64 "
+                "sequences together, each with 128 tokens cached. Where does the step land on the H100's "
+                f"roofline (ridge {H100_SXM.ridge_intensity:.0f} FLOPs/byte)?"
+            ),
             options=(
-                Option("A causal mask (about half the pairs)", correct=True,
-                       explanation="Every kept pair costs 4d FLOPs; dropping pairs drops FLOPs."),
-                Option("A sliding window of w keys", correct=True,
-                       explanation="About n x w pairs instead of ~n^2/2."),
-                Option("FlashAttention tiling",
-                       explanation="Tiling changes where the scores live (SRAM, not HBM), not how many there are."),
-                Option("Grouped-query attention",
-                       explanation="GQA shares keys and values between heads; every query head still scores "
-                       "every key."),
+                Option(f"Near {_DECODE_64['intensity']:.0f} FLOPs/byte: still memory-bound", correct=True,
+                       explanation="Each weight read now serves 64 tokens, so the weight part of the intensity "
+                       "grows about 64x, while each sequence's small KV cache adds only a few bytes "
+                       f"(decode_step(LLAMA3_70B, 128, batch=64) gives {_DECODE_64['intensity']:.1f}). That "
+                       "is still left of the ridge: batching is how servers use the idle arithmetic."),
+                Option(f"Unchanged, near {_DECODE_1['intensity']:.1f} FLOPs/byte",
+                       explanation="FLOPs grow 64x, but the weights are read once per step for the whole "
+                       "batch, so bytes grow far less."),
+                Option("Right of the ridge: compute-bound",
+                       explanation=f"64 tokens per weight read give about 64 FLOPs per weight byte, below the "
+                       f"ridge of {H100_SXM.ridge_intensity:.0f}; it would take hundreds of sequences."),
+                Option("Lower than at batch 1, because 64 KV caches must be read",
+                       explanation="64 caches of 128 tokens are small next to the weights; it is long "
+                       "contexts, not many short ones, that make the cache dominate the bytes."),
             ),
         ),
     ),

@@ -8,6 +8,11 @@ _D64 = rope.default_rope(64, 10_000.0)[0]
 _SHORT_PAIRS = float((rope.turns_in_context(_D64, 2048) < 1).sum())
 _NTK_BASE = rope.ntk_base(10_000.0, 4.0, 64)
 _PI_NEIGHBOUR = float(rope.linear_rope(64, 10_000.0, factor=16.0)[0][0])
+# pairs meeting unseen angles at 8,192 tokens, per scheme, for a head trained on 2,048 and extended 4x
+_UNSEEN = {name: int(rope.unseen_angle_pairs(inv, _D64, 2048, 8192).sum())
+           for name, (inv, _) in rope.compare_schemes(
+               64, 10_000.0, factor=4.0, original_max_position_embeddings=2048,
+               schemes=("default", "linear", "ntk", "yarn")).items()}
 
 QUIZ = Quiz(
     chapter="ch02_rope_scaling",
@@ -120,18 +125,23 @@ QUIZ = Quiz(
             ),
         ),
         ChoiceQuestion(
-            prompt="What does the Llama 3 paper say about its long-context recipe? (pick all that apply)",
+            prompt="A model with head dim 64 and base 10,000 was trained on 2,048 tokens and is run at "
+            "8,192 (factor 4). With which schemes do some pairs meet angles never seen in training? "
+            "(pick all that apply)",
             multiple=True,
             options=(
-                Option("The RoPE base was raised to 500,000 for pre-training", correct=True,
-                       explanation="From Llama 2's 10,000."),
-                Option("Context was extended in six stages, from 8K to 128K", correct=True,
-                       explanation="Using about 800B tokens of long-context pre-training."),
-                Option("The RoPE base was changed at every extension stage",
-                       explanation="The paper does not say so; the released 3.1 weights keep base 500,000 and "
-                       "add 'llama3' frequency rescaling."),
-                Option("The stages were 16K, 32K and 128K",
-                       explanation="The paper gives six stages and does not list the intermediate lengths."),
+                Option("no scaling (plain RoPE)", correct=_UNSEEN["default"] > 0,
+                       explanation=f"{_UNSEEN['default']} pairs: every pair that turned less than once in "
+                       "2,048 tokens now sweeps 4x the arc it saw."),
+                Option("Position Interpolation by 4", correct=_UNSEEN["linear"] > 0,
+                       explanation=f"{_UNSEEN['linear']} pairs: dividing every frequency by 4 maps 8,192 "
+                       "positions onto exactly the angles of 2,048."),
+                Option("NTK-aware scaling by 4", correct=_UNSEEN["ntk"] > 0,
+                       explanation=f"{_UNSEEN['ntk']} pairs: only the slowest pair is slowed by the full 4; "
+                       "the slow pairs before it are slowed by 4^(2i/62) < 4 and still leave their arc."),
+                Option("YaRN by 4", correct=_UNSEEN["yarn"] > 0,
+                       explanation=f"{_UNSEEN['yarn']} pairs: every pair with fewer than beta_slow = 1 turn "
+                       "is divided by the full factor, and the blended pairs turned many times in training."),
             ),
         ),
     ),
