@@ -196,6 +196,9 @@ def test_diagrams_draw_the_cells_numbers_at_book_width(agg):
     tiles = {t: classify_blocks(attention_predicate(causal=c), 32, q_len=256) for t, c in (("a", False),
                                                                                          ("b", True))}
     fig = diagrams.draw_tile_classes(tiles, 32)
+    assert "256 × 256 scores in 32 × 32-element tiles (8 × 8 tiles)" in _texts(fig)
+    fig_n = diagrams.draw_tile_classes(tiles, 32, n=250)  # a last tile that is short
+    assert "250 × 250 scores in 32 × 32-element tiles (8 × 8 tiles)" in _texts(fig_n)
     fig2 = diagrams.draw_delta_shortcut([0.5, 0.5], [1.0, 3.0], [1.0, 1.0], [0.5, 1.5])
     assert any("= 2.0000" in t for t in _texts(fig2))
     for f in (fig, fig2):

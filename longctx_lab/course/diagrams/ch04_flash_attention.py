@@ -149,9 +149,12 @@ def draw_tile_walk(n_q: int, n_k: int, block_q: int, block_k: int, walk: Sequenc
     return fig
 
 
-def draw_tile_classes(panels: dict, block: int):
+def draw_tile_classes(panels: dict, block: int, *, n: int | None = None):
     """Tile grids of a few masks: ``panels`` maps a title to a 2-D tensor of ``EMPTY``/``PARTIAL``/``FULL``
-    (0/1/2) from :func:`longctx_lab.attention.block_sparsity.classify_blocks`; one panel each, side by side."""
+    (0/1/2) from :func:`longctx_lab.attention.block_sparsity.classify_blocks`; one panel each, side by side.
+
+    The title gives the score matrix (``n`` queries and keys; by default tiles x ``block``), the tile size
+    and the tile grid, all read from the arguments."""
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
@@ -172,7 +175,10 @@ def draw_tile_classes(panels: dict, block: int):
                         Patch(facecolor=_EDGE, label="loaded, masked"),
                         Patch(facecolor=_FULL, label="loaded, no mask")],
                loc="lower center", ncols=3, fontsize=9.5, frameon=False)
-    fig.suptitle(f"{block} × {block} tiles", fontsize=10.5)
+    n_q_tiles, n_k_tiles = next(iter(panels.values())).shape
+    n_q, n_k = (n, n) if n is not None else (n_q_tiles * block, n_k_tiles * block)
+    fig.suptitle(f"{n_q} × {n_k} scores in {block} × {block}-element tiles "
+                 f"({n_q_tiles} × {n_k_tiles} tiles)", fontsize=10.5)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 

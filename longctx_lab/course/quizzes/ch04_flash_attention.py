@@ -36,7 +36,9 @@ QUIZ = Quiz(
                 Option("left alone: the sum is corrected once at the end",
                        explanation="Terms measured against different maxima cannot simply be added."),
                 Option("divided by the number of blocks seen so far",
-                       explanation="That is the articles' wrong snippet, roughly: block counts are not weights."),
+                       explanation="The rescale depends on how far the max moved, not on how many blocks came "
+                       "before. (The articles' snippet does not divide either: it sums the tiles' outputs, so "
+                       "a row's weights add up to the number of tiles.)"),
             ),
         ),
         NumericQuestion(
