@@ -24,16 +24,20 @@ def test_quiz_keys_match_hand_arithmetic():
     numeric = [q for q in QUIZ.questions if isinstance(q, NumericQuestion)]
     assert len(numeric) >= 5 and all(q.computed_by for q in numeric)
     answers = [q.answer for q in numeric]
-    assert answers[0] == 47  # floor(0.5 * 93 + 0.5): 46.5 rounds up
-    assert answers[1] == 128  # fails at 256: 512 does not count
-    assert answers[2] == 2 * (32 - 1)
-    assert answers[3] == pytest.approx(1023 / 8)
+    assert answers[0] == 128  # fails at 256: 512 does not count
+    assert answers[1] == 2 * (32 - 1)
+    assert answers[2] == pytest.approx(1023 / 8)
     # head_dim 32, base 1e4, L = 64: pair i turns 64 / (2 pi 1e4^(i/16)) times; none reaches beta_fast = 32, and
     # the ramp's start, floor of a negative index, is clamped to 0, so only pair 0 keeps its frequency
     turns = [64 / (2 * math.pi * 10_000 ** (i / 16)) for i in range(16)]
-    assert max(turns) < 32 and answers[4] == 1
+    assert max(turns) < 32 and answers[3] == 1
     cost = [0.80 * 4097 / 2, 0.15 * 16_385 / 2, 0.04 * 65_537 / 2, 0.01 * 200_001 / 2]
-    assert answers[5] == pytest.approx(100 * cost[-1] / sum(cost))
+    assert answers[4] == pytest.approx(100 * cost[-1] / sum(cost))
+    prompts = " ".join(q.prompt for q in QUIZ.questions)
+    assert "few thousand" not in prompts and "RULER's rule" not in prompts  # the longest test here is 512
+    relative = next(q for q in QUIZ.questions if "minimal quality loss" in q.prompt)
+    assert "95%" in next(o.text for o in relative.options if o.correct)
+    assert f"{0.76 / 0.80:.0%}" == "95%"
     assert_quiz_keys(QUIZ)
 
 
