@@ -8,7 +8,8 @@ Public API (one line each):
   in rows, the needle's start index and depth in the title, the answer the model must generate in dashed boxes.
 - ``plot_grid_panels(spreads, methods, *, ncols=3, title="") -> Figure``: one depth x length heatmap per method
   (``spreads`` as :func:`longctx_lab.lm.extension.summary.method_spread` returns), ``ncols`` per row, text 9 pt.
-- ``legible(fig, min_points=9) -> Figure``: raise every text of ``fig`` smaller than ``min_points`` to it.
+- ``legible(fig, min_points=9, max_width=7.5) -> Figure``: raise every text of ``fig`` smaller than ``min_points``
+  to it, and narrow a figure wider than ``max_width`` inches (the book's width), for the package's data plots.
 
 Everything drawn comes from the objects passed in (a generated sample, the recorded spreads), so the pictures show
 the numbers the chapter's cells print.
@@ -100,11 +101,16 @@ def plot_grid_panels(spreads: dict, methods, *, ncols: int = 3, title: str = "")
     return fig
 
 
-def legible(fig, min_points: float = 9):
-    """Raise every text of ``fig`` smaller than ``min_points`` (tick labels, legends) to ``min_points``."""
+def legible(fig, min_points: float = 9, max_width: float = 7.5):
+    """Raise every text of ``fig`` smaller than ``min_points`` (tick labels, legends) to ``min_points``; a figure
+    wider than ``max_width`` inches is narrowed to it (height kept) and laid out again."""
     from matplotlib.text import Text
 
     for text in fig.findobj(Text):
         if text.get_text() and text.get_fontsize() < min_points:
             text.set_fontsize(min_points)
+    width, height = fig.get_size_inches()
+    if width > max_width:
+        fig.set_size_inches(max_width, height)
+    fig.tight_layout()
     return fig
