@@ -24,16 +24,20 @@ def test_quiz_keys_match_hand_arithmetic():
     numeric = [q for q in QUIZ.questions if isinstance(q, NumericQuestion)]
     assert len(numeric) >= 5 and all(q.computed_by for q in numeric)
     answers = [q.answer for q in numeric]
-    assert answers[0] == 47  # floor(0.5 * 93 + 0.5): 46.5 rounds up
-    assert answers[1] == 128  # fails at 256: 512 does not count
-    assert answers[2] == 2 * (32 - 1)
-    assert answers[3] == pytest.approx(1023 / 8)
+    assert answers[0] == 128  # fails at 256: 512 does not count
+    assert answers[1] == 2 * (32 - 1)
+    assert answers[2] == pytest.approx(1023 / 8)
     # head_dim 32, base 1e4, L = 64: pair i turns 64 / (2 pi 1e4^(i/16)) times; none reaches beta_fast = 32, and
     # the ramp's start, floor of a negative index, is clamped to 0, so only pair 0 keeps its frequency
     turns = [64 / (2 * math.pi * 10_000 ** (i / 16)) for i in range(16)]
-    assert max(turns) < 32 and answers[4] == 1
+    assert max(turns) < 32 and answers[3] == 1
     cost = [0.80 * 4097 / 2, 0.15 * 16_385 / 2, 0.04 * 65_537 / 2, 0.01 * 200_001 / 2]
-    assert answers[5] == pytest.approx(100 * cost[-1] / sum(cost))
+    assert answers[4] == pytest.approx(100 * cost[-1] / sum(cost))
+    prompts = " ".join(q.prompt for q in QUIZ.questions)
+    assert "few thousand" not in prompts and "RULER's rule" not in prompts  # the longest test here is 512
+    relative = next(q for q in QUIZ.questions if "minimal quality loss" in q.prompt)
+    assert "95%" in next(o.text for o in relative.options if o.correct)
+    assert f"{0.76 / 0.80:.0%}" == "95%"
     assert_quiz_keys(QUIZ)
 
 
@@ -42,12 +46,13 @@ def test_quiz_keys_match_hand_arithmetic():
 def test_claims_render_with_the_policy():
     checks = ch06.claims(by_depth=U_SHAPE, longest_tested=1024, task_scores={"passkey": 1.0, "multikey": 0.1,
                                                                            "cwe": 0.0}, oracle_scores=ORACLE)
-    assert_claims_render(checks, minimum=6)
+    assert_claims_render(checks, minimum=5)
     gemini = one_claim(checks, "10M tokens")
     assert gemini.verdict == "misleading" and "9,766 times shorter" in gemini.computed  # 1e7 / 1024
     assert "99.2% at 10,000,000 tokens" in gemini.computed
     assert one_claim(checks, "substantially solved").verdict == "misleading"
-    assert one_claim(checks, "16K, then 32K").verdict == "wrong"
+    # chapter 2 (lower-numbered) checks the Llama 3 stages and "4K works at 32K": not re-checked here
+    assert not [c for c in checks if "16K, then 32K" in c.claim or "relative pattern" in c.claim]
 
 
 def test_middle_gap_is_edges_minus_middle():
@@ -62,8 +67,12 @@ def test_middle_gap_is_edges_minus_middle():
 
 
 def test_too_simple_needs_a_pass_and_a_failure_the_oracle_solves():
-    shown = ch06.evaluation_claim({"passkey": 0.95, "multikey": 0.2, "cwe": 0.9}, ORACLE)
+    scores = {"passkey": 0.95, "multikey": 0.2, "cwe": 0.9}
+    shown = ch06.evaluation_claim(scores, ORACLE, trained_tasks=("passkey", "multikey"))
     assert shown.verdict == "correct" and "fails multikey," in shown.explanation
+    # trained on passkey only: multikey's key and query token were never seen, so its failure proves nothing
+    unseen = ch06.evaluation_claim(scores, ORACLE)
+    assert unseen.verdict == "unsupported" and "never trained on multikey" in unseen.explanation
     assert ch06.evaluation_claim({"passkey": 0.5, "multikey": 0.2}, ORACLE).verdict == "unsupported"  # no pass
     assert ch06.evaluation_claim({"passkey": 1.0, "multikey": 0.9}, ORACLE).verdict == "unsupported"  # no failure
     unsolvable = {"passkey": 1.0, "multikey": 0.5}
@@ -125,26 +134,90 @@ def _scaling(per_seed: list[dict]) -> dict:
     return {"settings": {"finetune_steps": 5}, "experiments": {"scaling": {"seeds": seeds}}}
 
 
-def _seed(none_far, pi_far, yarn_far, tuned, scratch) -> dict:
-    flat = {16: 1.0, 32: 0.5, 64: 0.5, 128: 0.5}
-    return {"none": {**flat, 128: none_far}, "pi": {**flat, 128: pi_far}, "yarn": {**flat, 128: yarn_far},
+def _seed(base, none2, pi_far, yarn_far, tuned, scratch) -> dict:
+    """Per seed: the base's score at L (16) and at 2L, PI and YaRN at 8L, fine-tuned and scratch at 2L."""
+    flat = {16: base, 32: none2, 64: 0.5, 128: 0.3}
+    return {"none": flat, "pi": {**flat, 128: pi_far}, "yarn": {**flat, 128: yarn_far},
             "finetune-pi-2L": {**flat, 32: tuned}, "scratch-2L": {**flat, 32: scratch}}
 
 
-def test_extension_verdicts_follow_the_seeds():
-    record = _scaling([_seed(0.0, 0.9, 0.95, 0.9, 0.1), _seed(0.1, 0.5, 0.9, 0.8, 0.3)])
+def test_relative_claims_are_judged_against_the_score_at_the_trained_length():
+    # base 0.8 at L: YaRN at 8L scores 0.75 and 0.73 (under RULER's 85.6%) yet keeps >= 90% on both seeds
+    record = _scaling([_seed(0.8, 0.8, 0.4, 0.75, 0.8, 0.1), _seed(0.8, 0.8, 0.79, 0.73, 0.8, 0.1)])
     checks = ch06.extension_claims(record)
-    assert one_claim(checks, "relative pattern").verdict == "wrong"  # no seed passes at 8L
+    yarn = one_claim(checks, "6x context")
+    assert yarn.verdict == "correct" and "94%, 91%" in yarn.computed
+    # PI at inference: one seed keeps 50%, one 99% -> the seeds disagree
     pi = one_claim(checks, "minimal degradation")
-    assert pi.verdict == "misleading" and "0.70 (seeds 0.50-0.90)" in pi.computed  # the seeds disagree
-    assert one_claim(checks, "6x context").verdict == "correct"  # every seed >= 85.6%
-    progressive = one_claim(checks, "far cheaper")
-    assert progressive.verdict == "correct" and "5 steps" in progressive.computed  # 0.8 and 0.9 > mean 0.2
-    record = _scaling([_seed(0.0, 0.9, 0.95, 0.25, 0.1), _seed(0.1, 0.5, 0.9, 0.8, 0.3)])
-    assert one_claim(ch06.extension_claims(record), "far cheaper").verdict == "correct"  # 0.25 > 0.2, just
-    record = _scaling([_seed(0.0, 0.9, 0.95, 0.15, 0.1), _seed(0.1, 0.5, 0.9, 0.8, 0.3)])
-    assert one_claim(ch06.extension_claims(record), "far cheaper").verdict == "misleading"  # 0.15 < mean 0.2
+    assert pi.verdict == "misleading" and "50%, 99%" in pi.computed
+    # PI fails at inference on every seed, but the fine-tuned model keeps its score: misleading (needs the fine-tune)
+    record = _scaling([_seed(0.8, 0.8, 0.3, 0.1, 0.8, 0.1), _seed(0.8, 0.8, 0.2, 0.1, 0.76, 0.1)])
+    checks = ch06.extension_claims(record)
+    assert one_claim(checks, "minimal degradation").verdict == "misleading"
+    assert one_claim(checks, "6x context").verdict == "wrong"
+    record = _scaling([_seed(0.8, 0.8, 0.3, 0.1, 0.3, 0.1), _seed(0.8, 0.8, 0.2, 0.1, 0.2, 0.1)])
+    assert one_claim(ch06.extension_claims(record), "minimal degradation").verdict == "wrong"
+
+
+def test_far_cheaper_is_judged_against_the_base_read_at_2L():
+    # the base needs no fine-tune at 2L (0.8, within the tuned seeds 0.7-0.9): the gap to scratch is prior training
+    record = _scaling([_seed(0.9, 0.8, 0.5, 0.5, 0.9, 0.1), _seed(0.9, 0.8, 0.5, 0.5, 0.7, 0.2)])
+    progressive = one_claim(ch06.extension_claims(record), "far cheaper")
+    assert progressive.verdict == "unsupported" and "5 steps" in progressive.computed
+    assert "not the cost of extending it" in progressive.explanation
+    # the base fails at 2L and every fine-tuned seed beats scratch's mean: correct in direction
+    record = _scaling([_seed(0.9, 0.2, 0.5, 0.5, 0.9, 0.1), _seed(0.9, 0.3, 0.5, 0.5, 0.7, 0.2)])
+    assert one_claim(ch06.extension_claims(record), "far cheaper").verdict == "correct"
+    record = _scaling([_seed(0.9, 0.05, 0.5, 0.5, 0.12, 0.1), _seed(0.9, 0.08, 0.5, 0.5, 0.7, 0.2)])
+    assert one_claim(ch06.extension_claims(record), "far cheaper").verdict == "misleading"  # 0.12 < mean 0.15
+
+
+def test_the_recorded_run_reads_as_the_chapter_says():
+    from longctx_lab.lm.extension.summary import load_results
+
+    checks = ch06.extension_claims(load_results())
+    assert one_claim(checks, "far cheaper").verdict == "unsupported"
     assert len(ch06.claims(by_depth=FLAT, longest_tested=64, task_scores={"passkey": 1.0, "cwe": 0.0},
-                           oracle_scores=ORACLE, extension=_scaling([_seed(0, 0, 0, 0, 0)]))) == 10
+                           oracle_scores=ORACLE, extension=load_results())) == 8
     with pytest.raises(ValueError, match="'scaling' experiment"):
         ch06.extension_claims({"experiments": {}})
+
+
+# ---------------------------------------------------------------------------------------------- diagrams
+
+def test_prompt_anatomy_roles_follow_the_sample():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from longctx_lab.core.display import smallest_text_points, use_course_style
+    from longctx_lab.course.diagrams.ch06_needle_in_a_haystack import draw_prompt_anatomy, token_roles
+
+    use_course_style()
+    sample = make_sample("passkey", 24, 0.5, seed=3, n_digits=3)
+    roles = token_roles(sample)
+    start, length = sample.needle_positions[0], sample.needle_lens[0]
+    assert roles[0] == "bos" and roles[start:start + length] == ["needle"] * length
+    assert roles.count("needle") == length and roles.count("answer") == len(sample.answer) == 3
+    assert roles[1 + 24:len(sample.prompt)] == ["question"] * (len(sample.prompt) - 25)  # <q> pass <a>
+    fig = draw_prompt_anatomy(sample)
+    assert fig.get_figwidth() <= 7.5 and smallest_text_points(fig) >= 9
+    assert f"starts at context index {start - 1}" in fig.axes[0].get_title()
+
+
+def test_grid_panels_are_legible_at_book_width():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from longctx_lab.core.display import smallest_text_points
+    from longctx_lab.course.diagrams.ch06_needle_in_a_haystack import legible, plot_grid_panels
+    from longctx_lab.lm.extension.summary import load_results, method_spread
+
+    spreads = method_spread(load_results()["experiments"]["scaling"]["seeds"])
+    fig = plot_grid_panels(spreads, ["none", "pi", "ntk", "dynamic", "yarn"])
+    assert fig.get_figwidth() <= 7.5 and smallest_text_points(fig) >= 9
+    assert len([ax for ax in fig.axes if ax.images]) == 5
+    with pytest.raises(ValueError, match="missing"):
+        plot_grid_panels(spreads, ["nope"])
+    small = matplotlib.figure.Figure()
+    small.add_subplot().set_title("x", fontsize=6)
+    assert smallest_text_points(legible(small)) >= 9

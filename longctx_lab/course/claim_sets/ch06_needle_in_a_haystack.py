@@ -9,12 +9,11 @@ The evidence is measured in the chapter and passed in: the live needle-in-a-hays
 Rules that turn measurements into verdicts (stated here once, applied by the functions below):
 
 * "NIAH is too simple" is *correct* when the checkpoint passes passkey (accuracy >= RULER's 85.6%) and fails at
-  least one harder task that the oracle solves; otherwise our run does not show it (*unsupported*).
-* Progressive extension "far cheaper than training from scratch": *correct* in direction at our scale when, for
-  the same number of steps at the long length, every seed of the fine-tuned model beats the mean of the scratch
-  runs; *misleading* otherwise. Either way the article states no measurement of its own.
-* "Works at 8x the trained length" (plain RoPE, PI or YaRN applied at inference, no training): *correct* when
-  every seed scores >= 85.6% at the length read, *wrong* when none does, *misleading* when seeds disagree.
+  least one harder task that the oracle solves and the model was trained on; otherwise our run does not show it
+  (*unsupported*): a task whose format the model never saw proves nothing.
+* The length-extension claims (recorded runs): a *relative* claim ("minimal degradation") is judged against the
+  model's own score at its trained length, never against an absolute threshold; "far cheaper" is judged
+  against the base model read at 2L with no fine-tune (:func:`extension_claims` states the rules).
 
 Papers cited (their numbers are quoted in the explanations, not computed): Gemini Team (2024), "Gemini 1.5:
 Unlocking multimodal understanding across millions of tokens of context"; Liu et al. (2023), "Lost in the Middle:
@@ -109,11 +108,14 @@ def retrieval_claims(by_depth: dict, longest_tested: int, *, model: str = "the s
     ]
 
 
-def evaluation_claim(task_scores: dict, oracle_scores: dict, *, model: str = "the shipped checkpoint") -> ClaimCheck:
+def evaluation_claim(task_scores: dict, oracle_scores: dict, *, model: str = "the shipped checkpoint",
+                     trained_tasks=("passkey",)) -> ClaimCheck:
     """"The needle-in-a-haystack test is the current standard, but it's too simple" judged by the harder tasks.
 
     ``task_scores`` / ``oracle_scores``: ``{task: accuracy}`` of the model and of the oracle, ``"passkey"``
-    included (module docstring: the rule)."""
+    included (module docstring: the rule); ``trained_tasks``: the tasks the model was trained on. A failure on a
+    task whose format the model never saw shows that format was never learned, not that NIAH is too simple, so
+    only failures on trained tasks count."""
     for name, scores in (("task_scores", task_scores), ("oracle_scores", oracle_scores)):
         if not isinstance(scores, dict) or "passkey" not in scores or len(scores) < 2:
             raise ValueError(f"{name} must map 'passkey' and at least one harder task to accuracies, got {scores!r}")
@@ -123,7 +125,8 @@ def evaluation_claim(task_scores: dict, oracle_scores: dict, *, model: str = "th
     if missing:
         raise ValueError(f"oracle_scores must score every task of task_scores, got none for {missing}")
     passkey = check_number("task_scores['passkey']", task_scores["passkey"], minimum=0.0, maximum=1.0)
-    failed = [t for t, a in harder.items() if a < RULER_THRESHOLD <= oracle_scores[t]]
+    failed = [t for t, a in harder.items() if a < RULER_THRESHOLD <= oracle_scores[t] and t in trained_tasks]
+    unseen = [t for t in harder if t not in trained_tasks]
     shown = passkey >= RULER_THRESHOLD and bool(failed)
     scores_text = ", ".join(f"{t} {a:.0%}" for t, a in harder.items())
     return check_statement(
@@ -132,12 +135,13 @@ def evaluation_claim(task_scores: dict, oracle_scores: dict, *, model: str = "th
         evidence=f"{model}: passkey {passkey:.0%}; {scores_text}; the oracle's lowest score on these tasks is "
         f"{min(oracle_scores[t] for t in harder):.0%}",
         explanation=("Our run shows it: a model that passes passkey fails " + ", ".join(failed) + ", which the "
-                     "oracle solves from the same prompts. The checkpoint was trained on passkey only, so this "
-                     "shows that passkey success does not transfer, the point RULER (Hsieh et al. 2024) makes at "
-                     "scale: models near 100% on vanilla NIAH drop sharply on multi-key, multi-value, variable "
-                     "tracking and aggregation tasks." if shown else
-                     "Our run does not show it: the checkpoint either fails passkey or passes every harder task. "
-                     "RULER (Hsieh et al. 2024) is the published evidence."))
+                     "oracle solves from the same prompts, although it was trained on them too." if shown else
+                     "Our run cannot show it: "
+                     + (f"the model was never trained on {', '.join(unseen)}, whose needle keys, query tokens and "
+                        "answer formats it never saw, so failing them says it never learned those formats. "
+                        if unseen else "the checkpoint either fails passkey or passes every harder task. ")
+                     + "RULER (Hsieh et al. 2024) is the published evidence: models near 100% on vanilla NIAH "
+                     "drop sharply on its multi-key, multi-value, variable tracking and aggregation tasks."))
 
 
 def schedule_claim(schedule=ARTICLE_SCHEDULE) -> ClaimCheck:
@@ -156,36 +160,38 @@ def schedule_claim(schedule=ARTICLE_SCHEDULE) -> ClaimCheck:
         f"{(schedule[-1][0] + 1) / (schedule[0][0] + 1):.0f} times as many keys as at the shortest.")
 
 
-def llama3_stages_claim() -> ClaimCheck:
-    """The first article's Llama 3 recipe, 8K -> 16K -> 32K -> 128K, against the paper."""
-    stages = [8, 16, 32, 128]
-    return check_statement(
-        "Llama 3: pre-trained at 8K, then continued at 16K, then 32K, then 128K", verdict="wrong",
-        source=SEED_PRODUCTION,
-        evidence=f"the article lists {len(stages) - 1} extension stages ({' -> '.join(f'{s}K' for s in stages)}); "
-        "the paper's section 3.4.2 says six",
-        explanation="The Llama 3 paper (Grattafiori et al. 2024, section 3.4.2) increased the 405B model's context "
-        "'gradually in six stages' from 8K to 128K, using about 800B tokens, moving to the next stage once "
-        "short-context scores have recovered and needle-in-a-haystack is solved at the current length; it does not "
-        "list the "
-        "intermediate lengths. The RoPE base (500,000) was set for pre-training, not changed per stage "
-        "(chapter 2's claims).")
+#: A relative claim ("minimal degradation") holds for a seed when its score at the long length keeps at least
+#: this share of the same seed's score at its own trained length with no scaling.
+MINIMAL_KEEP = 0.9
 
 
-def _seed_verdict(st: dict) -> str:
-    if st["min"] >= RULER_THRESHOLD:
+def _relative_verdict(keeps: list[float]) -> str:
+    """``keeps``: per seed, score at the long length / score at the trained length (no scaling)."""
+    if min(keeps) >= MINIMAL_KEEP:
         return "correct"
-    return "wrong" if st["max"] < RULER_THRESHOLD else "misleading"
+    return "wrong" if max(keeps) < MINIMAL_KEEP else "misleading"
 
 
 def _st(st: dict) -> str:
     return f"{st['mean']:.2f} (seeds {st['min']:.2f}-{st['max']:.2f})"
 
 
+def _keeps_text(keeps: list[float]) -> str:
+    return ", ".join(f"{k:.0%}" for k in keeps)
+
+
 def extension_claims(results: dict) -> list[ClaimCheck]:
     """The articles' length-extension claims judged by the recorded ``ch06-extension.json`` (``results`` as
-    :func:`longctx_lab.lm.extension.summary.load_results` returns it; its ``scaling`` experiment). Rules: module
-    docstring."""
+    :func:`longctx_lab.lm.extension.summary.load_results` returns it; its ``scaling`` experiment).
+
+    Rules: a *relative* claim ("minimal degradation") is judged against each seed's own score at its trained
+    length ``L`` with no scaling: *correct* when every seed keeps at least :data:`MINIMAL_KEEP` of it at the long
+    length, *wrong* when none does, *misleading* when seeds disagree (an absolute threshold such as RULER's 85.6%
+    would fail models that score under it at their own length). PI's claim says nothing of fine-tuning, so it
+    is read at inference; when that fails and the fine-tuned model keeps its score at 2L, the verdict is
+    *misleading* (true only with the fine-tune PI's paper does). "Progressive extension is far cheaper" is
+    *unsupported* by our run when the base model read at 2L with no fine-tune is within the fine-tuned seeds'
+    range there: then the gap to the scratch run measures the base's prior training, not extension."""
     from longctx_lab.lm.extension.summary import grid_by_length, method_spread
 
     if not isinstance(results, dict) or "scaling" not in results.get("experiments", {}):
@@ -194,67 +200,79 @@ def extension_claims(results: dict) -> list[ClaimCheck]:
     seeds = results["experiments"]["scaling"]["seeds"]
     sp = method_spread(seeds)
     train_len, factor = int(seeds[0]["train_len"]), int(seeds[0]["target_factor"])
-    far = train_len * factor
+    far, two = train_len * factor, 2 * train_len
     lengths = sp["none"]["lengths"]
-    if far not in lengths or 2 * train_len not in lengths:
-        raise ValueError(f"results' scaling grid must read 2L and {factor}L = {far}, got lengths {lengths}")
-    n = len(seeds)
+    if far not in lengths or two not in lengths or train_len not in lengths:
+        raise ValueError(f"results' scaling grid must read L, 2L and {factor}L = {far}, got lengths {lengths}")
     at = {m: sp[m]["by_length"] for m in sp}
-    none, pi, yarn = at["none"][far], at["pi"][far], at["yarn"][far]
-    tuned, scratch = at["finetune-pi-2L"][2 * train_len], at["scratch-2L"][2 * train_len]
-    tuned_each = [grid_by_length(r["grids"]["finetune-pi-2L"])[2 * train_len] for r in seeds]
-    progressive_wins = min(tuned_each) > scratch["mean"]
+
+    def per_seed(method, length):
+        return [grid_by_length(r["grids"][method])[length] for r in seeds]
+
+    base = per_seed("none", train_len)
+    keep = {m: [a / b if b else 0.0 for a, b in zip(per_seed(m, far), base, strict=True)] for m in ("pi", "yarn")}
+    tuned_keep = [a / b if b else 0.0 for a, b in zip(per_seed("finetune-pi-2L", two), base, strict=True)]
+    pi_inference = _relative_verdict(keep["pi"])
+    pi_verdict = "correct" if pi_inference == "correct" else (
+        "misleading" if _relative_verdict(tuned_keep) == "correct" else pi_inference)
+    tuned, scratch, none2 = at["finetune-pi-2L"][two], at["scratch-2L"][two], at["none"][two]
+    no_gain = tuned["min"] <= none2["mean"] <= tuned["max"]
+    wins = min(per_seed("finetune-pi-2L", two)) > scratch["mean"]
+    progressive = "unsupported" if no_gain else ("correct" if wins else "misleading")
+    further = [n for n in lengths if n > two]
+    gains = "; ".join(f"at {n}: fine-tuned {at['finetune-pi-2L'][n]['mean']:.2f}, base {at['none'][n]['mean']:.2f}"
+                      for n in further)
     steps = results.get("settings", {}).get("finetune_steps")
+    base_steps = results.get("settings", {}).get("steps")
     steps_text = f"{steps} steps" if steps is not None else "the same steps"
-    setup = f"tiny model trained at L = {train_len}, {n} seeds, passkey accuracy"
+    setup = f"tiny model trained at L = {train_len}, {len(seeds)} seeds, passkey accuracy"
+    at_l = f"score at L with no scaling {_st(at['none'][train_len])}"
     return [
         check_statement(
-            "A RoPE model trained at 4K works at 32K (8x) because the relative pattern holds",
-            verdict=_seed_verdict(none), source=SEED_ARCHITECTURE,
-            evidence=f"{setup} at {far} tokens ({factor}x) with no scaling: {_st(none)}; at L: "
-            f"{_st(at['none'][train_len])}",
-            explanation="The score depends only on the distance, but distances beyond the trained length give the "
-            "slow pairs angles training never produced (chapter 2), and retrieval fails there. Position "
-            "Interpolation (Chen et al. 2023) was introduced because plain extrapolation fails."),
-        check_statement(
             "Interpolating the frequencies lets 4K-trained models handle 32K+ contexts with minimal degradation",
-            verdict=_seed_verdict(pi), source=SEED_ARCHITECTURE,
-            evidence=f"{setup} at {far} tokens with PI (factor {factor}) at inference, no fine-tune: {_st(pi)}; "
-            f"with PI (factor 2) and a {steps_text} fine-tune at 2L, read at 2L: {_st(tuned)}",
-            explanation="PI's paper (Chen et al. 2023) reports small degradation after a short fine-tune at the new "
-            "length (about 1,000 steps for LLaMA); applied at inference alone, the model must read positions "
-            "packed factor times closer than it was trained on, and the recorded accuracy says how well it does."),
+            verdict=pi_verdict, source=SEED_ARCHITECTURE,
+            evidence=f"{setup}; {at_l}; at {far} tokens with PI (factor {factor}) at inference, no fine-tune: "
+            f"{_st(at['pi'][far])}, keeping {_keeps_text(keep['pi'])} of each seed's score at L; after "
+            f"{steps_text} of fine-tuning at 2L with PI, read at 2L: {_st(tuned)} ({_keeps_text(tuned_keep)})",
+            explanation="The article does not mention fine-tuning, so it is read as interpolation at inference and "
+            "judged by the shares above: packing every position closer than training showed blurs neighbouring "
+            "tokens, which copying digits in order needs apart. "
+            "PI's paper (Chen et al. 2023) reports small degradation only after a short fine-tune at the new "
+            "length (about 1,000 steps for LLaMA), the setting in which our fine-tuned model keeps its score."),
         check_statement(
             "YaRN enables 6x context extension with minimal quality loss (the articles' yarn_scaling comment)",
-            verdict=_seed_verdict(yarn), source=SEED_ARCHITECTURE,
-            evidence=f"{setup} at {far} tokens ({factor}x, the nearest tested factor above 6) with YaRN (factor "
-            f"{factor}, beta_fast 32) at inference, no fine-tune: {_st(yarn)}"
-            + (f"; at {4 * train_len} tokens: {_st(at['yarn'][4 * train_len])}" if 4 * train_len in lengths else ""),
-            explanation="YaRN's paper (Peng et al. 2023) fine-tunes on about 0.1% of the pre-training data and "
-            "reports extension to 16x-32x; without it, and at a tiny trained length where its ramp interpolates "
-            "almost every pair (section 7), the result is what is measured here. The article's function is a "
-            "stub that calls undefined helpers (chapter 2)."),
+            verdict=_relative_verdict(keep["yarn"]), source=SEED_ARCHITECTURE,
+            evidence=f"{setup}; {at_l}; at {far} tokens ({factor}x, the nearest tested factor above 6) with YaRN "
+            f"(factor {factor}, beta_fast 32) at inference: {_st(at['yarn'][far])}, keeping "
+            f"{_keeps_text(keep['yarn'])} of each seed's score at L",
+            explanation="Judged relative to the model's own score at its trained length, as 'minimal loss' asks. "
+            "YaRN's paper (Peng et al. 2023) fine-tunes on about 0.1% of the pre-training data; here it is applied "
+            "at inference alone, at a tiny trained length where its ramp interpolates almost every pair."),
         check_statement(
             "Progressive extension is far cheaper than training from scratch at the long length",
-            verdict="correct" if progressive_wins else "misleading", source=SEED_PRODUCTION,
-            evidence=f"{setup} at 2L = {2 * train_len} after {steps_text} at 2L: fine-tuned from the L model "
-            f"(with PI) {_st(tuned)}, from scratch {_st(scratch)}",
-            explanation=("In direction, yes at our scale: for the same steps at the long length, every seed of the "
-                         "fine-tuned model beats the scratch runs' mean, because the short model already knows the "
-                         "task. " if progressive_wins else
-                         "Not shown at our scale: for the same steps at the long length, the fine-tuned model does "
-                         "not beat training from scratch on every seed. ") +
-            "The article gives no measurement; the Llama 3 paper does not compare with training from scratch, and "
-            "Xiong et al. (2023) report that continual pre-training on long sequences matches pre-training from "
-            "scratch with long sequences at lower cost. 'Far' is not quantified anywhere."),
+            verdict=progressive, source=SEED_PRODUCTION,
+            evidence=f"{setup} at 2L = {two}: base model, no fine-tune {_st(none2)}; after {steps_text} at 2L: "
+            f"fine-tuned from the L model (with PI) {_st(tuned)}, from scratch {_st(scratch)}; {gains}",
+            explanation=("Our run does not measure it. At 2L the base model with no fine-tune already scores about "
+                         "as well as the fine-tuned one, so the gap to the scratch run measures the "
+                         f"{base_steps or 'prior'} steps of task training the base had, not the cost of "
+                         "extending it; the fine-tune pays off only further out. " if no_gain else
+                         "In direction, yes at our scale: for the same steps at the long length the fine-tuned "
+                         "model beats the scratch runs. " if wins else
+                         "Not shown at our scale: the fine-tuned model does not beat training from scratch on "
+                         "every seed. ") +
+            "The Llama 3 paper does not compare with training from scratch; Xiong et al. (2023) report that "
+            "continual pre-training on long sequences matches pre-training from scratch with long sequences at "
+            "lower cost. 'Far' is not quantified anywhere."),
     ]
 
 
 def claims(*, by_depth: dict, longest_tested: int, task_scores: dict, oracle_scores: dict,
-           extension: dict | None = None, model: str = "the shipped checkpoint") -> list[ClaimCheck]:
+           extension: dict | None = None, model: str = "the shipped checkpoint",
+           trained_tasks=("passkey",)) -> list[ClaimCheck]:
     """Every claim of the chapter: those the live runs judge (arguments as :func:`retrieval_claims` and
-    :func:`evaluation_claim`), the schedule and Llama 3 stage claims, and, given the recorded extension results
+    :func:`evaluation_claim`), the schedule claim, and, given the recorded extension results
     (``extension``), :func:`extension_claims`."""
     return [*retrieval_claims(by_depth, longest_tested, model=model),
-            evaluation_claim(task_scores, oracle_scores, model=model), llama3_stages_claim(), schedule_claim(),
+            evaluation_claim(task_scores, oracle_scores, model=model, trained_tasks=trained_tasks), schedule_claim(),
             *(extension_claims(extension) if extension is not None else [])]

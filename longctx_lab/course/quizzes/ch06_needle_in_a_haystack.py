@@ -5,7 +5,6 @@ from longctx_lab.attention.receptive_field import receptive_field_bounds
 from longctx_lab.course.claim_sets.ch06_needle_in_a_haystack import schedule_attention_shares
 from longctx_lab.course.quiz import ChoiceQuestion, NumericQuestion, Option, Quiz
 from longctx_lab.lm.niah import effective_length
-from longctx_lab.lm.tasks import needle_start
 from longctx_lab.rope import classify_pairs, default_rope, linear_rope, wavelengths, yarn_rope
 
 _SCORES = {64: 1.0, 128: 0.9, 256: 0.8, 512: 0.95}
@@ -39,22 +38,16 @@ QUIZ = Quiz(
     title="Chapter 6: needle in a haystack, length extension and what NIAH misses",
     questions=(
         NumericQuestion(
-            prompt="A 7-token needle goes at depth 0.5 into a context of 100 tokens (the course's rule: start at "
-            "floor(depth x (n - L) + 0.5)). At which context index does it start?",
-            answer=float(needle_start(0.5, 100, 7)),
-            rel_tol=0.001,
-            explanation="0.5 x (100 - 7) = 46.5, rounded half up to 47 (Python's round() would give 46: it rounds "
-            "halves to even).",
-            computed_by="longctx_lab.lm.tasks.needle_start(0.5, 100, 7)",
-        ),
-        NumericQuestion(
-            prompt="A model scores 100% at 64 tokens, 90% at 128, 80% at 256 and 95% at 512. What is its effective "
-            "length by RULER's rule (threshold 85.6%)?",
+            prompt="Take the strict reading of an effective length: the longest length at which the score, and the "
+            "score at every shorter length tested, reach 85.6% (RULER's threshold; RULER itself reports each "
+            "length's own score). A model scores 100% at 64 tokens, 90% at 128, 80% at 256 and 95% at 512. What "
+            "is its effective length?",
             answer=float(effective_length(_SCORES)),
             rel_tol=0.001,
             unit="tokens",
-            explanation="The longest length at which it, and every shorter length, reaches the threshold: it fails at "
-            "256, so 512 does not count however well it scores.",
+            explanation="It fails at 256, so under the strict reading 512 does not count however well it scores "
+            "(judging each length alone would give 512). The strict reading refuses a model whose retrieval "
+            "has a hole in the middle of its range.",
             computed_by="longctx_lab.lm.niah.effective_length({64: 1.0, 128: 0.9, 256: 0.8, 512: 0.95})",
         ),
         NumericQuestion(
@@ -90,7 +83,7 @@ QUIZ = Quiz(
             computed_by="classify_pairs(yarn_rope(32, factor=8, original_max_position_embeddings=64), ...)",
         ),
         NumericQuestion(
-            prompt="The second article's schedule trains 80% of tokens at 4K, 15% at 16K, 4% at 64K and 1% at 200K. "
+            prompt="A proposed schedule trains 80% of tokens at 4K, 15% at 16K, 4% at 64K and 1% at 200K. "
             "What share of the attention work (query-key scores) does the 1% at 200K take?",
             answer=100 * _LONGEST_SHARE,
             rel_tol=0.05,
@@ -101,8 +94,8 @@ QUIZ = Quiz(
             computed_by="schedule_attention_shares()[-1]['attention_share'] (claim_sets.ch06_needle_in_a_haystack)",
         ),
         ChoiceQuestion(
-            prompt="Why does the chapter score an oracle adapter (which reads the answer out of the prompt) and a "
-            "constant adapter beside the model?",
+            prompt="Why score an oracle (which reads the answer out of the prompt with the task's rule) and a "
+            "constant answer beside a model on a needle-in-a-haystack grid?",
             options=(
                 Option("They bound the grid: the oracle shows every prompt is answerable (100%) and the constant "
                        "adapter what guessing scores", correct=True,
@@ -130,11 +123,11 @@ QUIZ = Quiz(
             ),
         ),
         ChoiceQuestion(
-            prompt="The first article reports Gemini 1.5's '>99.7% retrieval up to 10M tokens'. What can this course "
-            "check of it?",
+            prompt="An article reports Gemini 1.5's '>99.7% retrieval up to 10M tokens'. What can a needle test "
+            "of a tiny model, at a few hundred tokens, check of it?",
             options=(
-                Option("Nothing directly: it can only run the same kind of test on a tiny model at a few thousand "
-                       "tokens and cite the report", correct=True,
+                Option("Nothing directly: it can run the same kind of test at a scale 10,000 times smaller and "
+                       "cite the report", correct=True,
                        explanation="The report (Gemini Team 2024) is the only evidence, and its 10M-token result is "
                        "itself a single-needle test."),
                 Option("All of it, by extrapolating the tiny model's heatmap",
@@ -143,6 +136,43 @@ QUIZ = Quiz(
                        explanation="Ring attention and enough hardware make 10M-token forward passes possible."),
                 Option("That it is right, because NIAH is easy",
                        explanation="Easy for some models is not evidence about this one."),
+            ),
+        ),
+        ChoiceQuestion(
+            prompt="A model trained at length L is fine-tuned briefly at 2L and beats a model trained from scratch "
+            "at 2L for the same number of steps by a wide margin. Read at 2L with no fine-tune at all, the base "
+            "model scores about as well as the fine-tuned one. What does the gap to the scratch model measure?",
+            options=(
+                Option("The task training the base model had before, not the cost of extending it", correct=True,
+                       explanation="At 2L the fine-tune adds nothing the base lacked; the scratch model "
+                       "simply has had far fewer steps of training on the task. Extension is only tested "
+                       "where the base fails without it (longer lengths)."),
+                Option("How much cheaper progressive extension is than training from scratch",
+                       explanation="That needs a length where extension is needed, and equal total compute "
+                       "or equal quality as the yardstick; here the base needed no extension at 2L."),
+                Option("That position interpolation hurts", explanation="The fine-tuned model uses PI and "
+                       "scores as well as the base: PI with a fine-tune does no harm here."),
+                Option("That the scratch model's architecture is worse",
+                       explanation="Both models have the same architecture; only their training differs."),
+            ),
+        ),
+        ChoiceQuestion(
+            prompt="A model scores 0.80 on passkey at its trained length and 0.76 at 8 times that length with "
+            "YaRN. Both are under RULER's 85.6%. Does that refute a claim of 'minimal quality loss' at 8x?",
+            options=(
+                Option("No: 'loss' is relative to the model's own score at its trained length, and it keeps 95% "
+                       "of it", correct=True,
+                       explanation="A relative claim needs a relative yardstick; the absolute threshold "
+                       "answers a different question (is this model usable at that length at all?)."),
+                Option("Yes: a score under 85.6% is a failure",
+                       explanation="The model is under 85.6% at its own length too, so the threshold cannot "
+                       "separate the loss from extension from what the model never had."),
+                Option("Yes: any drop at all refutes it",
+                       explanation="'Minimal' allows a small drop; 0.04 on 0.80 is within the seed-to-seed "
+                       "spread of a tiny model."),
+                Option("It cannot be judged without a fine-tune",
+                       explanation="It can: YaRN here is applied at inference, and the claim is about that "
+                       "model's scores."),
             ),
         ),
     ),
