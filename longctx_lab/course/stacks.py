@@ -94,7 +94,8 @@ class Cell:
 
 
 def claude_sketch_config() -> ModelConfig:
-    """The first article's "Claude 3 Opus (estimated)" class as a config: 80 layers, 64 heads, 8 KV heads,
+    """The "Claude 3 Opus (estimated)" class of How Long-Context Models Work: Technical Architecture as a config:
+    80 layers, 64 heads, 8 KV heads,
     d_model 8192, a 4096 window with global attention every 8th layer (10 global, 70 windowed layers), 200K
     context. Its MLP and vocabulary are not given; Llama 3.1 70B's stand in (they change no KV byte)."""
     layers, every = 80, 8
@@ -102,7 +103,7 @@ def claude_sketch_config() -> ModelConfig:
         LLAMA31_70B, name="the article's 'Claude 3 Opus (estimated)' sketch", n_layers=layers, n_heads=64,
         n_kv_heads=8, head_dim=8192 // 64, hidden_size=8192, max_context=200_000, sliding_window=4096,
         sliding_window_layers=layers - layers // every, published_params=None,
-        source="the first article's class Claude3Opus (no source given)")
+        source="How Long-Context Models Work: Technical Architecture, class Claude3Opus (no source given)")
 
 
 # The article's Gemini FLOP estimate: "d_k = 128 and H = 16 (a conservative configuration)", "64 layers", 10M tokens.

@@ -330,7 +330,8 @@ def article_example(*, seq_len: int = ARTICLE_SEQ_LEN, world_size: int = ARTICLE
                     heads: int = ARTICLE_HEADS, kv_heads: int = ARTICLE_HEADS, head_dim: int = ARTICLE_HEAD_DIM,
                     dtype="bf16", flops_per_s: float = TPU_V5P.peak_flops_16bit,
                     link: Link = LINKS["ici-v5p-link"]) -> dict:
-    """The first article's Gemini example: 10M tokens over 256 devices, one layer, one sequence.
+    """The Gemini example of How Do Production Models Handle Long Context?: 10M tokens over 256 devices, one
+    layer, one sequence.
 
     Heads and head dim are the article's own FLOP example (16 heads of 128; it gives no KV-head count, so
     multi-head attention); the device is a TPU v5p at its published peak and ``link`` (default: one ICI link,

@@ -76,7 +76,8 @@ gqa_memory_savings()
 ARTICLE_MATRIX_OUTPUT = {2048: "0.02", 8192: "0.25", 32768: "4.00", 131072: "64.00", 200_000: "148.77"}
 ARTICLE_KV_OUTPUT = {"KV Cache": "48.83", "GQA Memory Savings": "87.5"}
 
-# The first article's "scaling nightmare" list: (n, stated count, stated FP32 size, its unit). Its counts
+# The "scaling nightmare" list of How Long-Context Models Work: Technical Architecture: (n, stated count,
+# stated FP32 size, its unit). Its counts
 # and sizes use binary prefixes for the power-of-two lengths (16MB is 16 MiB) and decimal ones for 200K.
 _SCALING_LIST = ((2048, "4M", "16", "MiB"), (8192, "64M", "256", "MiB"), (32768, "1B", "4", "GiB"),
                  (131072, "16B", "64", "GiB"), (200_000, "40B", "160", "GB"))

@@ -70,7 +70,7 @@ class KVCache:
 
 # The article's calculator defaults (context, layers, d_model; fp16) and Llama 3's shape behind them.
 ARTICLE_CONTEXT, ARTICLE_LAYERS, ARTICLE_D_MODEL = 200_000, 80, 8192
-LLAMA_CONTEXT = 128_000  # the second article's n for Llama 3 70B
+LLAMA_CONTEXT = 128_000  # How Do Production Models Handle Long Context?'s n for Llama 3 70B
 PREFILL_LENGTHS = (2_000, 8_000, 32_000, 128_000, 200_000)
 DECODE_CONTEXTS = (1_000, 4_000, 16_000, 64_000, 128_000)
 
@@ -129,7 +129,8 @@ GEMMA2_27B_HEADS = {"name": "gemma-2-27b", "n_heads": 32, "n_kv_heads": 16, "hea
 
 
 def kv_bytes_claims() -> list[ClaimCheck]:
-    """The article's ``KVCache`` class, run as written, and the second article's 64/8 = 8x."""
+    """The article's ``KVCache`` class, run as written, and the 64/8 = 8x of How Do Production Models Handle
+    Long Context?"""
     run = run_article_kvcache()
     llama = gqa_variants(LLAMA31_70B, context=LLAMA_CONTEXT, kv_dtype="fp16")
     factor = llama["MHA"].kv_bytes_per_sequence / llama["GQA"].kv_bytes_per_sequence

@@ -29,9 +29,10 @@ from longctx_lab.course.claim_sets.ch07_production_stacks import GEMINI_RECALL
 from longctx_lab.course.claims import SEED_ARCHITECTURE, SEED_PRODUCTION, ClaimCheck, check_statement
 from longctx_lab.lm.niah import RULER_THRESHOLD
 
-# The second article's "Progressive Length Training" schedule: (context length, share of training).
+# The "Progressive Length Training" schedule of How Long-Context Models Work: Technical Architecture:
+# (context length, share of training).
 ARTICLE_SCHEDULE = ((4096, 0.80), (16_384, 0.15), (65_536, 0.04), (200_000, 0.01))
-GEMINI_CONTEXT = 10_000_000  # the first article's "contexts of up to 10M tokens"
+GEMINI_CONTEXT = 10_000_000  # How Do Production Models Handle Long Context?: "up to 10 million tokens"
 
 
 def schedule_attention_shares(schedule=ARTICLE_SCHEDULE) -> list[dict]:
@@ -145,7 +146,8 @@ def evaluation_claim(task_scores: dict, oracle_scores: dict, *, model: str = "th
 
 
 def schedule_claim(schedule=ARTICLE_SCHEDULE) -> ClaimCheck:
-    """The second article's four-stage "Progressive Length Training" schedule (4K 80% ... 200K 1%)."""
+    """The four-stage "Progressive Length Training" schedule of How Long-Context Models Work: Technical
+    Architecture (4K 80% ... 200K 1%)."""
     shares = schedule_attention_shares(schedule)
     text = "; ".join(f"{s['length'] // 1024 if s['length'] % 1024 == 0 else s['length'] / 1000:g}K: "
                      f"{s['token_share']:.0%} of tokens, {s['attention_share']:.0%} of attention" for s in shares)
