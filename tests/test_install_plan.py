@@ -194,7 +194,7 @@ def pypi():
 def resolutions(pypi):
     """Every combination resolved once, all at once: each resolution waits mostly on PyPI (pip revalidates
     every index page it reads, one request after another), little on the CPU; pip's cache is shared."""
-    with ThreadPoolExecutor(8) as pool:
+    with ThreadPoolExecutor(4) as pool:  # beside the other stages of `make test` (tools/stages.py)
         futures = {combo: pool.submit(install_plan.resolve, combo[1], combo[2], *install_plan.plan(combo[0]))
                    for combo in COMBOS}
         return {combo: future.result() for combo, future in futures.items()}

@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -147,7 +148,9 @@ def resolve(platform: str, python: str, requirements: list[str], constraints: st
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
         env["PIP_CONFIG_FILE"] = os.devnull
         start = time.monotonic()
-        proc = subprocess.run([sys.executable, "-c", _PIP_WITH_ENVIRONMENT,
+        # niced: `make test` runs these beside its other stages, which need the CPU more than pip does
+        nice = ["nice", "-n", "10"] if shutil.which("nice") else []
+        proc = subprocess.run([*nice, sys.executable, "-c", _PIP_WITH_ENVIRONMENT,
                                json.dumps(marker_environment(platform, python)), *args],
                               capture_output=True, text=True, env=env, timeout=timeout)
         seconds = time.monotonic() - start
