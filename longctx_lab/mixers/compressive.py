@@ -120,7 +120,7 @@ class CompressiveMemoryMixer(TokenMixer):
     """Multi-head Infini-attention as a token mixer: ``q_proj``/``k_proj``/``v_proj``/``o_proj``
     ``d_model -> d_model`` (no biases), :func:`infini_attention` in segments of ``segment_len``, a learned gate
     logit per head (``gate``, initialised 0: half memory, half local). The decode state is a
-    :class:`CompressiveState` of ``2 * head_dim * (head_dim + 1) + 2 * segment_len * head_dim`` numbers per
+    :class:`CompressiveState` of ``head_dim * (head_dim + 1) + 2 * segment_len * head_dim`` numbers per
     head and sequence: constant in the sequence length.
     """
 

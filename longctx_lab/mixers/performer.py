@@ -37,7 +37,7 @@ _STABILISERS = ("none", "row", "tensor")
 def orthogonal_random_features(n_features: int, head_dim: int, *, seed: int = 0, dtype=torch.float64,
                                device=None) -> torch.Tensor:
     """``W`` of shape ``(n_features, head_dim)``: blocks of ``head_dim`` orthogonal directions (QR of a seeded
-    Gaussian matrix), each row rescaled to the norm of an independent ``N(0, I)`` vector, so every row is
+    Gaussian matrix, signs fixed so that the directions are uniform), each row rescaled to the norm of an independent ``N(0, I)`` vector, so every row is
     marginally Gaussian while rows within a block are exactly orthogonal."""
     n_features = check_int("n_features", n_features, minimum=1)
     head_dim = check_int("head_dim", head_dim, minimum=1)
@@ -46,7 +46,10 @@ def orthogonal_random_features(n_features: int, head_dim: int, *, seed: int = 0,
     blocks = []
     for _ in range(math.ceil(n_features / head_dim)):
         gaussian = torch.randn(head_dim, head_dim, generator=gen, dtype=torch.float64)
-        ortho, _ = torch.linalg.qr(gaussian)
+        ortho, upper = torch.linalg.qr(gaussian)
+        # QR alone leaves a sign convention in Q (its rows' mean is not 0); fixing the signs of R's
+        # diagonal makes Q uniformly distributed over orthogonal matrices (Mezzadri 2007)
+        ortho = ortho * torch.sign(torch.diagonal(upper))
         blocks.append(ortho.T)
     w = torch.cat(blocks, dim=0)[:n_features]
     norms = torch.randn(n_features, head_dim, generator=gen, dtype=torch.float64).norm(dim=1, keepdim=True)
