@@ -37,8 +37,9 @@ _STABILISERS = ("none", "row", "tensor")
 def orthogonal_random_features(n_features: int, head_dim: int, *, seed: int = 0, dtype=torch.float64,
                                device=None) -> torch.Tensor:
     """``W`` of shape ``(n_features, head_dim)``: blocks of ``head_dim`` orthogonal directions (QR of a seeded
-    Gaussian matrix, signs fixed so that the directions are uniform), each row rescaled to the norm of an independent ``N(0, I)`` vector, so every row is
-    marginally Gaussian while rows within a block are exactly orthogonal."""
+    Gaussian matrix, signs fixed so that the directions are uniform), each row rescaled to the norm of an
+    independent ``N(0, I)`` vector, so every row is marginally Gaussian while rows within a block are exactly
+    orthogonal."""
     n_features = check_int("n_features", n_features, minimum=1)
     head_dim = check_int("head_dim", head_dim, minimum=1)
     seed = check_int("seed", seed)
