@@ -68,13 +68,16 @@ def test_one_channel_by_hand():
         assert float(h) == pytest.approx(h2, rel=1e-14)
 
 
-def test_long_chunks_with_strong_decay_stay_finite_in_float32():
-    # cumulative decays reach exp(-1000): the chunked form only ever exponentiates differences <= 0
-    args = _inputs(7, seq=64, delta_scale=20.0)
+@pytest.mark.parametrize(("dtype", "delta_scale", "tol"), [(torch.float32, 20.0, 1e-4), (torch.float64, 20.0, 1e-11),
+                                                      (torch.float64, 400.0, 1e-11)])
+def test_long_chunks_with_strong_decay_stay_finite(dtype, delta_scale, tol):
+    # a chunk's decay reaches exp(-1000) and beyond (exp(+1000) overflows): such chunks are halved, down to
+    # single steps (delta_scale 400: one step alone can decay by exp(-1000))
+    args = _inputs(7, seq=64, delta_scale=delta_scale)
     y_ref, _ = selective_scan_reference(*args)
-    y, h = selective_scan_chunked(*(t.float() for t in args), chunk_size=64)
+    y, h = selective_scan_chunked(*(t.to(dtype) for t in args), chunk_size=64)
     assert torch.isfinite(y).all() and torch.isfinite(h).all()
-    torch.testing.assert_close(y.double(), y_ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(y.double(), y_ref, rtol=tol, atol=tol)
 
 
 def test_causal_a_future_input_does_not_change_earlier_outputs():
@@ -102,6 +105,10 @@ def test_bad_scan_inputs_name_the_argument():
         selective_scan_sequential(x[0], delta, a, b, c)
     with pytest.raises(TypeError, match="must have x's dtype"):
         selective_scan_sequential(x, delta.float(), a, b, c)
+    with pytest.raises(ValueError, match="delta must be >= 0 everywhere"):
+        selective_scan_sequential(x, -delta, a, b, c)
+    with pytest.raises(ValueError, match="a must be <= 0 everywhere"):
+        selective_scan_chunked(x, delta, -a, b, c)
     with pytest.raises(ValueError, match=r"state must have shape \(2, 3, 4\)"):
         selective_scan_sequential(x, delta, a, b, c, state=torch.zeros(2, 3, 5, dtype=torch.float64))
 
@@ -128,3 +135,14 @@ def test_the_step_size_starts_in_its_range():
     m = SelectiveSSMMixer(16, 1, dt_min=1e-3, dt_max=1e-1)
     dt = F.softplus(m.dt_proj.bias.detach())
     assert float(dt.min()) == pytest.approx(1e-3, rel=1e-4) and float(dt.max()) == pytest.approx(1e-1, rel=1e-4)
+
+
+def test_the_block_gives_the_same_output_with_either_scan():
+    torch.manual_seed(0)
+    chunked = SelectiveSSMMixer(8, 1, d_state=3, chunk_size=4).double()
+    sequential = SelectiveSSMMixer(8, 1, d_state=3, scan="sequential").double()
+    sequential.load_state_dict(chunked.state_dict())
+    x = torch.randn(2, 11, 8, dtype=torch.float64)
+    torch.testing.assert_close(sequential(x), chunked(x), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="scan must be 'chunked' or 'sequential', got 'parallel'"):
+        SelectiveSSMMixer(8, 1, scan="parallel")

@@ -13,9 +13,8 @@ input at each position, so the layer can choose what to keep. The state ``h`` is
 d_state)`` whatever the sequence length.
 
 - :func:`selective_scan_sequential`: the recurrence, one position at a time (the decode step);
-- :func:`selective_scan_chunked`: parallel inside chunks of ``chunk_size`` positions (each output a masked sum
-  over the chunk with decays ``exp(L_t - L_s)``, ``L`` the cumulative ``delta a``; memory ``chunk_size^2 *
-  channels * d_state`` per sequence), carrying ``h`` between chunks;
+- :func:`selective_scan_chunked`: parallel inside chunks of ``chunk_size`` positions (a cumulative sum of the
+  inputs rescaled by ``exp(-L)``, ``L`` the cumulative ``delta a``), carrying ``h`` between chunks;
 - :func:`selective_scan_reference`: the closed form ``h_t = sum_{s <= t} (prod_{s < r <= t} exp(delta_r a))
   delta_s B_s x_s`` with explicit products, for checking in float64.
 
@@ -62,6 +61,11 @@ def _check_scan(x, delta, a, b, c, state):
     if a.shape[0] != channels or a.shape[1] == 0:
         raise ValueError(f"a must have shape (channels, d_state) with channels = {channels}, got {tuple(a.shape)}")
     d_state = a.shape[1]
+    if bool((delta < 0).any()):
+        raise ValueError("delta must be >= 0 everywhere (a step size, e.g. softplus of a projection), got "
+                         f"minimum {float(delta.min())}")
+    if bool((a > 0).any()):
+        raise ValueError(f"a must be <= 0 everywhere (a stable diagonal A), got maximum {float(a.max())}")
     for name, t in (("b", b), ("c", c)):
         if t.shape != (batch, seq, d_state):
             raise ValueError(f"{name} must have shape (batch, seq, d_state) = {(batch, seq, d_state)}, "
@@ -76,34 +80,51 @@ def selective_scan_sequential(x: torch.Tensor, delta: torch.Tensor, a: torch.Ten
     """The recurrence one position at a time. ``state``: ``h`` ``(batch, channels, d_state)`` before ``x``
     (zeros when ``None``). Returns ``(y (batch, seq, channels), h after the last position)``."""
     h = _check_scan(x, delta, a, b, c, state)
-    ys = []
-    for t in range(x.shape[1]):
-        dt = delta[:, t, :, None]  # (b, d, 1)
-        h = torch.exp(dt * a) * h + dt * x[:, t, :, None] * b[:, t, None, :]
-        ys.append((h * c[:, t, None, :]).sum(-1))
-    return torch.stack(ys, dim=1), h
+    step_decay = torch.exp(delta[..., None] * a)  # (b, seq, d, n)
+    u = (delta * x)[..., None] * b[:, :, None, :]
+    hs = []
+    for decay_t, u_t in zip(step_decay.unbind(1), u.unbind(1)):  # unbind: one backward for all the steps
+        h = decay_t * h + u_t
+        hs.append(h)
+    hs = torch.stack(hs, dim=1)
+    return torch.einsum("btdn,btn->btd", hs, c), h
+
+
+#: The largest exponent a chunk may reach in the prefix-sum form, per compute dtype (exp(88) overflows float32).
+_EXP_LIMIT = {torch.float16: 8.0, torch.bfloat16: 60.0, torch.float32: 60.0, torch.float64: 600.0}
+
+
+def _chunk_states(h: torch.Tensor, log_step: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The states ``h_1..h_T`` of one chunk from ``h_0`` ``(b, d, n)``, per-step log decays ``delta a`` and inputs
+    ``u = delta B x`` ``(b, T, d, n)``: ``h_t = exp(L_t) (h_0 + sum_{s <= t} exp(-L_s) u_s)``, ``L`` the cumulative
+    log decay. ``exp(-L_s)`` grows along the chunk; a chunk whose total decay would overflow is halved."""
+    steps = log_step.shape[1]
+    if steps == 1:
+        return (torch.exp(log_step[:, 0]) * h + u[:, 0])[:, None]
+    log_decay = torch.cumsum(log_step, dim=1)  # L_t <= 0, non-increasing
+    if float(-log_decay[:, -1].detach().min()) <= _EXP_LIMIT.get(log_step.dtype, 60.0):
+        return torch.exp(log_decay) * (h[:, None] + torch.cumsum(torch.exp(-log_decay) * u, dim=1))
+    half = steps // 2
+    first = _chunk_states(h, log_step[:, :half], u[:, :half])
+    return torch.cat([first, _chunk_states(first[:, -1], log_step[:, half:], u[:, half:])], dim=1)
 
 
 def selective_scan_chunked(x: torch.Tensor, delta: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
-                           c: torch.Tensor, *, chunk_size: int = 16, state: torch.Tensor | None = None):
-    """The scan in parallel within chunks of ``chunk_size`` positions (the last may be shorter): with
-    ``L_t = sum_{s <= t} delta_s a`` inside the chunk, ``h_t = exp(L_t) h_0 + sum_{s <= t} exp(L_t - L_s)
-    delta_s B_s x_s``; every exponent is ``<= 0``, so nothing overflows. Same arguments and result as
-    :func:`selective_scan_sequential`."""
+                           c: torch.Tensor, *, chunk_size: int = 64, state: torch.Tensor | None = None):
+    """The scan in parallel within chunks of ``chunk_size`` positions (the last may be shorter), carrying ``h``
+    between chunks. Inside a chunk, with ``L_t = sum_{s <= t} delta_s a`` counted from the chunk's start,
+    ``h_t = exp(L_t) (h_0 + sum_{s <= t} exp(-L_s) delta_s B_s x_s)``: one cumulative sum, memory linear in
+    the chunk. ``exp(-L_s)`` grows along the chunk, so a chunk whose decay ``-L`` would pass the dtype's limit
+    (60 in float32, 600 in float64) is computed as two halves, down to single steps if need be: no overflow,
+    whatever ``delta``. Same arguments and result as :func:`selective_scan_sequential`."""
     chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     h = _check_scan(x, delta, a, b, c, state)
-    seq = x.shape[1]
+    log_step = delta[..., None] * a  # (b, seq, d, n)
+    u = (delta * x)[..., None] * b[:, :, None, :]
     ys = []
-    for start in range(0, seq, chunk_size):
-        end = min(start + chunk_size, seq)
-        dt = delta[:, start:end, :, None]  # (b, T, d, 1)
-        log_decay = torch.cumsum(dt * a, dim=1)  # (b, T, d, n): L_t
-        u = dt * x[:, start:end, :, None] * b[:, start:end, None, :]  # (b, T, d, n)
-        diff = log_decay[:, :, None] - log_decay[:, None, :]  # (b, t, s, d, n): L_t - L_s
-        n = end - start
-        later = torch.ones(n, n, dtype=torch.bool, device=x.device).triu(1)  # s > t
-        decay = torch.exp(diff.masked_fill(later[None, :, :, None, None], float("-inf")))
-        hs = torch.exp(log_decay) * h[:, None] + torch.einsum("btsdn,bsdn->btdn", decay, u)
+    for start in range(0, x.shape[1], chunk_size):
+        end = min(start + chunk_size, x.shape[1])
+        hs = _chunk_states(h, log_step[:, start:end], u[:, start:end])
         ys.append(torch.einsum("btdn,btn->btd", hs, c[:, start:end]))
         h = hs[:, -1]
     return torch.cat(ys, dim=1), h
@@ -145,10 +166,13 @@ class SelectiveSSMMixer(TokenMixer):
     ``A = -exp(A_log)`` with ``A_log`` initialised to ``log(1..d_state)`` (S4D-real); then
     ``y = scan(x) + D x``, ``y * silu(z)``, ``out_proj`` back to ``d_model``. ``n_heads`` is accepted for
     :func:`~longctx_lab.mixers.base.build_mixer`'s signature and not used: the state is per channel.
+    ``forward`` and ``prefill`` use the chunked scan (``scan="chunked"``, chunks of ``chunk_size``) or the
+    sequential one (``scan="sequential"``, often faster on a CPU); ``step`` the sequential one.
     """
 
     def __init__(self, d_model: int, n_heads: int = 1, *, d_state: int = 16, expand: int = 2, d_conv: int = 4,
-                 dt_rank: int | None = None, chunk_size: int = 16, dt_min: float = 1e-3, dt_max: float = 1e-1):
+                 dt_rank: int | None = None, chunk_size: int = 64, scan: str = "chunked", dt_min: float = 1e-3,
+                 dt_max: float = 1e-1):
         super().__init__(d_model)
         check_int("n_heads", n_heads, minimum=1)
         self.d_state = check_int("d_state", d_state, minimum=1)
@@ -156,6 +180,9 @@ class SelectiveSSMMixer(TokenMixer):
         self.d_conv = check_int("d_conv", d_conv, minimum=1)
         self.dt_rank = math.ceil(self.d_model / 16) if dt_rank is None else check_int("dt_rank", dt_rank, minimum=1)
         self.chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+        if scan not in ("chunked", "sequential"):
+            raise ValueError(f"scan must be 'chunked' or 'sequential', got {scan!r}")
+        self.scan = scan
         dt_min = check_number("dt_min", dt_min, exclusive_minimum=0)
         dt_max = check_number("dt_max", dt_max, minimum=dt_min)
         self.in_proj = nn.Linear(self.d_model, 2 * self.d_inner, bias=False)
@@ -193,6 +220,8 @@ class SelectiveSSMMixer(TokenMixer):
 
     def prefill(self, x: torch.Tensor, state: SSMState | None = None):
         check_mixer_input(x, self.d_model)
+        if self.scan == "sequential":
+            return self._mix(x, state, lambda *args: selective_scan_sequential(*args[:5], state=args[5]))
         return self._mix(x, state, lambda *args: selective_scan_chunked(*args[:5], chunk_size=self.chunk_size,
                                                                          state=args[5]))
 
