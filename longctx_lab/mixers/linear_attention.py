@@ -117,11 +117,11 @@ def linear_attention_recurrent(
     """
     fq, fk, s, z, eps = _prepare(q, k, v, state, feature_map, eps)
     outs = []
-    for t in range(fq.shape[2]):
-        s = s + fk[:, :, t, :, None] * v[:, :, t, None, :]
-        z = z + fk[:, :, t]
-        num = torch.einsum("bhf,bhfv->bhv", fq[:, :, t], s)
-        den = torch.einsum("bhf,bhf->bh", fq[:, :, t], z)
+    for q_t, k_t, v_t in zip(fq.unbind(2), fk.unbind(2), v.unbind(2)):  # unbind: one backward for all the steps
+        s = s + k_t[..., :, None] * v_t[..., None, :]
+        z = z + k_t
+        num = torch.einsum("bhf,bhfv->bhv", q_t, s)
+        den = torch.einsum("bhf,bhf->bh", q_t, z)
         outs.append(num / (den[..., None] + eps))
     return torch.stack(outs, dim=2), LinearAttentionState(s, z)
 
