@@ -46,6 +46,7 @@ from longctx_lab.kernels.config import (
     config_row,
     decode_kernel_config,
     kernel_config,
+    padded_head_dim,
 )
 
 #: Architectures the course targets: T4 (Colab), A100, H100.
@@ -140,6 +141,7 @@ def _signature_and_constants(fn, variant: Variant, cc: int, cfg: KernelConfig | 
         cfg = cfg or kernel_config(variant.kernel, cc, variant.head_dim, _ELEM_BYTES[variant.dtype])
     constexpr_values = {
         "HEAD_DIM": variant.head_dim,
+        "BLOCK_D": padded_head_dim(variant.head_dim),
         "BLOCK_M": cfg.block_m,
         "BLOCK_N": cfg.block_n,
         "IS_CAUSAL": variant.causal,
@@ -170,8 +172,9 @@ def _signature_and_constants(fn, variant: Variant, cc: int, cfg: KernelConfig | 
         elif name in _PLAIN_STRIDES:
             signature[name] = "i32"
         elif name.startswith("stride_"):
-            signature[name] = "i32"  # head_dim >= 16, so every stride is a multiple of 16
-            attrs[(index,)] = [["tt.divisibility", 16]]
+            signature[name] = "i32"
+            if variant.head_dim % 16 == 0:  # strides of contiguous tensors are multiples of head_dim
+                attrs[(index,)] = [["tt.divisibility", 16]]
         elif name in _INT_ARGS:
             signature[name] = "i32"
         elif name == "sm_scale":

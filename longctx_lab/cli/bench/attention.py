@@ -49,6 +49,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from longctx_lab.cli.args import triton_head_dim
+
 GPU_IMPLS = ("triton", "sdpa-flash", "sdpa-math", "naive")
 CPU_IMPLS = ("tiled", "naive", "sdpa")
 DEFAULT_GPU_LENS = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -65,7 +67,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--gpu-tokens", type=int, default=16384,
                         help="batch = max(1, tokens // n), so every length processes about as many tokens")
     parser.add_argument("--gpu-heads", type=int, default=16)
-    parser.add_argument("--gpu-head-dim", type=int, default=128, choices=(16, 32, 64, 128))
+    parser.add_argument("--gpu-head-dim", type=triton_head_dim, default=128)
     parser.add_argument("--gpu-dtypes", nargs="+", default=["float16", "bfloat16"], choices=("float16", "bfloat16"))
     parser.add_argument("--gpu-impls", nargs="+", default=list(GPU_IMPLS), choices=GPU_IMPLS)
     parser.add_argument("--cpu-lens", type=int, nargs="+", default=list(DEFAULT_CPU_LENS))
