@@ -82,6 +82,17 @@ def padded_head_dim(head_dim: int) -> int:
     return max(16, 1 << (head_dim - 1).bit_length())
 
 
+def triton_fits(cc: int, head_dim: int, elem_bytes: int) -> bool:
+    """Whether every kernel's tiles for ``head_dim`` and ``elem_bytes`` fit the shared memory of ``sm_<cc>``.
+
+    False only for float32 (``elem_bytes`` 4) at head dims padded to 256 before sm_80: Turing has 64 KiB per
+    block, and the backward's float32 tiles 256 wide need more whatever their height (the dK/dV kernel 66,560
+    bytes at 16 x 16 tiles, compiled for sm_75 when this table was chosen). The dispatcher runs those inputs on
+    the PyTorch path, as it does bfloat16 there.
+    """
+    return not (cc < 80 and elem_bytes == 4 and padded_head_dim(head_dim) == 256)
+
+
 def config_row(cc: int) -> int:
     """The row of the tile table compute capability ``cc`` uses: 75 (Turing and older), 90 (Hopper),
     80 (everything else from Ampere on: its tiles fit the 99 KiB of the consumer parts)."""
@@ -155,12 +166,16 @@ def kernel_config(kernel: str, cc: int | None, head_dim: int, elem_bytes: int) -
 
 def _config_256(kernel: str, arch: int, fp32: bool) -> KernelConfig:
     """Tiles for head dims padded to 256 (129 to 256): a 256-wide row of Q, K or V is twice the bytes of a
-    128-wide one, so the tiles are half as tall (or the pipeline one stage shallower) as at 128."""
+    128-wide one, so the tiles are half as tall (or the pipeline one stage shallower) as at 128. Chosen with
+    :func:`longctx_lab.kernels.aot.compile_variant` on sm_75, sm_80 and sm_90 (fp16 and fp32); sm_80's fp16 ones
+    are compiled by ``tests/kernels_aot``. float32 on sm_75 does not fit (:func:`triton_fits`)."""
     if kernel == "bwd_preprocess":
         return KernelConfig(block_m=64, block_n=1, num_warps=4, num_stages=1)
     if kernel == "fwd":
-        if arch == 75 or fp32:
-            return KernelConfig(32, 32 if arch == 90 else 16, 8 if arch != 75 else 4, 1)
+        if arch == 75:  # fp16 49,152 bytes; fp32 (16 x 16 tiles) too, but its backward does not fit
+            return KernelConfig(16 if fp32 else 32, 16, 4, 1)
+        if fp32:
+            return KernelConfig(32, 32 if arch == 90 else 16, 8, 1)
         return KernelConfig(64, 32, 8, 2)
     if kernel == "bwd_dkdv":
         if arch == 75 or fp32:

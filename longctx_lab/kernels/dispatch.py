@@ -3,7 +3,8 @@
 Which implementation runs (``backend="auto"``):
 
 - CUDA tensors and a working ``triton``: the Triton kernels of :mod:`longctx_lab.kernels.flash_kernels`
-  (bfloat16 needs sm_80 or newer; on older GPUs bfloat16 goes to the PyTorch path).
+  (bfloat16, and float32 at head dims past 128, need sm_80 or newer; on older GPUs they go to the PyTorch
+  path: :func:`~longctx_lab.kernels.config.triton_fits`).
 - CPU tensors in a process where ``TRITON_INTERPRET=1`` was set before ``triton`` was imported:
   the same Triton kernels, executed by the Triton interpreter (slow; for tests and tiny demos).
 - CPU tensors otherwise (float16, bfloat16, float32), where PyTorch's fused CPU FlashAttention kernel
@@ -48,7 +49,7 @@ import torch
 
 from longctx_lab.attention.tiled import tiled_attention
 from longctx_lab.core.validate import check_bool, check_number, check_optional_int, check_qkv
-from longctx_lab.kernels.config import MAX_TRITON_HEAD_DIM
+from longctx_lab.kernels.config import MAX_TRITON_HEAD_DIM, triton_fits
 
 try:  # triton is an optional dependency (extras "gpu" and "dev"); macOS and Windows have no triton wheels
     from longctx_lab.kernels import flash as _flash
@@ -165,11 +166,20 @@ def select_backend(
             )
         return "triton-interpreter"
     compiled_cuda = head_dim_ok and triton_available() and not interpreted and q.device.type == "cuda"
-    if compiled_cuda and q.dtype == torch.bfloat16 and torch.cuda.get_device_capability(q.device)[0] < 8:
-        if backend == "triton":
-            raise ValueError(f"backend='triton' needs sm_80 or newer for bfloat16, got device {q.device}")
-        return "torch"
     if compiled_cuda:
+        major, minor = torch.cuda.get_device_capability(q.device)
+        if q.dtype == torch.bfloat16 and major < 8:
+            if backend == "triton":
+                raise ValueError(f"backend='triton' needs sm_80 or newer for bfloat16, got device {q.device}")
+            return "torch"
+        if not triton_fits(10 * major + minor, q.shape[-1], q.element_size()):
+            if backend == "triton":
+                raise ValueError(
+                    f"backend='triton' needs sm_80 or newer for float32 at head_dim > 128 (64 KiB of shared memory "
+                    f"per block cannot hold the backward's float32 tiles 256 wide), got head_dim {q.shape[-1]} on "
+                    f"device {q.device} (sm_{major}{minor}); use float16 or backend='auto' (the PyTorch path)"
+                )
+            return "torch"
         return "triton"
     if backend == "triton":
         raise ValueError(

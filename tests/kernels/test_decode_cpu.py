@@ -22,6 +22,7 @@ from longctx_lab.kernels.config import (
     decode_kernel_config,
     kernel_config,
     padded_head_dim,
+    triton_fits,
 )
 from longctx_lab.kernels.decode import MAX_SPLITS, MIN_TILES_PER_SPLIT, choose_num_splits
 from longctx_lab.kernels.decode_dispatch import (
@@ -251,6 +252,13 @@ def test_padded_head_dim_is_the_next_power_of_two_from_16():
         padded_head_dim(257)
     with pytest.raises(ValueError, match=r"head_dim must be an integer >= 1, got 0"):
         padded_head_dim(0)
+
+
+def test_only_float32_at_width_256_before_sm_80_does_not_fit():
+    for cc in (75, 80, 86, 90):
+        for d in (1, 64, 80, 128, 129, 256):
+            for elem in (2, 4):
+                assert triton_fits(cc, d, elem) == (cc >= 80 or elem == 2 or d <= 128), (cc, d, elem)
 
 
 @pytest.mark.parametrize("head_dim", [1, 24, 40, 80, 96, 200])

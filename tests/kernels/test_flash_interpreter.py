@@ -155,7 +155,16 @@ def test_causal_diagonal_off_tile_boundaries(shift, config, device):
                        device=device)
 
 
-#: Native only: head dims 64/128, the GPU's own tile configurations, sequences over many tiles.
+@pytest.mark.parametrize("head_dim", [24, 40, 80, 96, 256])
+@pytest.mark.parametrize("causal,window", [(True, 9), (False, None)])
+def test_head_dims_padded_to_a_power_of_two(head_dim, causal, window, device):
+    """Head dims that are not powers of two run in tiles padded to the next one (24 -> 32, 40 -> 64, 80 and
+    96 -> 128), the padding columns masked; 256 is the widest tile. Forward, LSE and the three gradients against
+    float64. Without a mask, keys 0..31 are interior tiles (the loads without a row mask) and 32..36 a ragged tail."""
+    check_against_sdpa(1, 1, 2, 20, 37, head_dim, causal, window, torch.float32, None, seed=head_dim, device=device)
+
+
+#: Native only: head dims 64/128 (and 80, 96, 256), the GPU's own tile configurations, sequences over many tiles.
 NATIVE_CASES = [
     # batch, kv_heads, group, q_len, kv_len, head_dim, causal, window
     (2, 2, 2, 1024, 1024, 64, True, None),
@@ -164,6 +173,9 @@ NATIVE_CASES = [
     (2, 4, 1, 512, 512, 128, False, None),
     (1, 2, 2, 513, 513, 64, False, 100),
     (1, 1, 8, 1, 2048, 128, True, None),  # one decode step over a long cache
+    (1, 2, 2, 700, 700, 80, True, None),  # head dims of real models padded to 128 (Phi-2: 80) and 256 (Gemma)
+    (1, 2, 4, 513, 1000, 96, True, 128),
+    (1, 1, 2, 600, 600, 256, False, None),
 ]
 
 
