@@ -12,7 +12,7 @@ import shlex
 import sys
 
 __all__ = ["command_line", "fraction", "nonnegative_float", "nonnegative_int", "one_line_errors", "positive_float",
-           "positive_int", "triton_head_dim"]
+           "positive_int"]
 
 
 def command_line(prog: str, args) -> str:
@@ -54,8 +54,3 @@ nonnegative_int = _bounded(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _bounded(float, lambda v: 0 < v < math.inf, "a finite number > 0")  # NaN fails both comparisons
 nonnegative_float = _bounded(float, lambda v: 0 <= v < math.inf, "a finite number >= 0")
 fraction = _bounded(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
-#: A head dim the Triton kernels take: 1 to ``longctx_lab.kernels.config.MAX_TRITON_HEAD_DIM`` (repeated here, so a
-#: command's ``--help`` imports no torch; tests/kernels/test_bench_decode.py checks that the two agree).
-TRITON_HEAD_DIM_MAX = 256
-triton_head_dim = _bounded(int, lambda v: 1 <= v <= TRITON_HEAD_DIM_MAX,
-                           f"an integer in [1, {TRITON_HEAD_DIM_MAX}] (the head dims of the Triton kernels)")

@@ -55,7 +55,7 @@ def test_rejects_bad_arguments(argv, pattern, tmp_path):
 
 
 def test_head_dim_takes_what_the_kernels_take(capsys):
-    from longctx_lab.cli.args import TRITON_HEAD_DIM_MAX
+    from longctx_lab.cli.bench.attention import TRITON_HEAD_DIM_MAX
     from longctx_lab.kernels.config import MAX_TRITON_HEAD_DIM
 
     assert TRITON_HEAD_DIM_MAX == MAX_TRITON_HEAD_DIM

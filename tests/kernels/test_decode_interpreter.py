@@ -121,7 +121,7 @@ def test_many_rows_span_several_row_blocks(device):
     check(q, k, v, [45, 9], device, config={"block_m": 16})
 
 
-@pytest.mark.parametrize("head_dim", [24, 40, 80, 96, 128, 256])
+@pytest.mark.parametrize("head_dim", [24, 40, 64, 80, 96, 128, 256])
 def test_head_dims_up_to_256(head_dim, device):
     """Powers of two and head dims padded to the next one (24 -> 32, 40 -> 64, 80 and 96 -> 128): the padding
     columns must stay out of q . k, of the split outputs (stored ``head_dim`` apart) and of the merge."""

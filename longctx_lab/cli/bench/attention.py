@@ -40,6 +40,7 @@ slows both alike. ``dispatcher`` names what
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -49,8 +50,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from longctx_lab.cli.args import triton_head_dim
-
 GPU_IMPLS = ("triton", "sdpa-flash", "sdpa-math", "naive")
 CPU_IMPLS = ("tiled", "naive", "sdpa")
 DEFAULT_GPU_LENS = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
@@ -58,6 +57,23 @@ DEFAULT_CPU_LENS = (512, 1024, 2048, 4096, 8192, 16384)
 #: (label, batch, heads, n, head_dim) of the SDPA vs tiled comparison: the issue's target, then the passkey
 #: model's training shapes (PASSKEY_MODEL: d_model 64, 4 heads, so head_dim 16; batch 32).
 CPU_COMPARE_SHAPES = (("target", 1, 4, 8192, 64), ("tiny-lm", 32, 4, 128, 16), ("tiny-lm", 32, 4, 512, 16))
+
+
+#: Largest head dim of the Triton kernels, ``longctx_lab.kernels.config.MAX_TRITON_HEAD_DIM`` (repeated so that
+#: ``--help`` imports no torch; tests/kernels/test_bench_decode.py checks that the two agree).
+TRITON_HEAD_DIM_MAX = 256
+
+
+def triton_head_dim(text: str) -> int:
+    """argparse type of ``--gpu-head-dim`` here and ``--head-dim`` of ``bench decode``: an int in 1..256."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= TRITON_HEAD_DIM_MAX:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer in [1, {TRITON_HEAD_DIM_MAX}] (the head dims of the Triton kernels), got {text!r}")
+    return value
 
 
 def add_arguments(parser) -> None:

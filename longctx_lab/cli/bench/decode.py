@@ -29,8 +29,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from longctx_lab.cli.args import triton_head_dim
-from longctx_lab.cli.bench.attention import _driver_version, _header, _peak_spec, _write
+from longctx_lab.cli.bench.attention import _driver_version, _header, _peak_spec, _write, triton_head_dim
 
 IMPLS = ("triton", "triton-paged", "sdpa", "flash-attn", "flash-attn-paged")
 DEFAULT_CONTEXTS = (1024, 4096, 16384, 32768, 65536, 131072)
