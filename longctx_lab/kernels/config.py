@@ -83,12 +83,14 @@ def padded_head_dim(head_dim: int) -> int:
 
 
 def triton_fits(cc: int, head_dim: int, elem_bytes: int) -> bool:
-    """Whether every kernel's tiles for ``head_dim`` and ``elem_bytes`` fit the shared memory of ``sm_<cc>``.
+    """Whether the FlashAttention kernels' tiles (forward and backward) for ``head_dim`` and ``elem_bytes`` fit the
+    shared memory of ``sm_<cc>``.
 
     False only for float32 (``elem_bytes`` 4) at head dims padded to 256 before sm_80: Turing has 64 KiB per
     block, and the backward's float32 tiles 256 wide need more whatever their height (the dK/dV kernel 66,560
-    bytes at 16 x 16 tiles, compiled for sm_75 when this table was chosen). The dispatcher runs those inputs on
-    the PyTorch path, as it does bfloat16 there.
+    bytes at 16 x 16 tiles, compiled for sm_75 when this table was chosen). The dispatcher's ``flash_attention``
+    runs those inputs on the PyTorch path, as it does bfloat16 there. The decode kernels fit everywhere (49,152
+    bytes for that case).
     """
     return not (cc < 80 and elem_bytes == 4 and padded_head_dim(head_dim) == 256)
 

@@ -205,7 +205,7 @@ def decode_attention_with_lse(
     (float64 for float64 inputs), natural log. Arguments, layouts and errors: module docstring.
     """
     lengths, window, scale, num_splits = _validate(q, k, v, lengths, block_table, window, scale, num_splits, backend)
-    chosen = select_backend(q, backend)
+    chosen = select_backend(q, backend, decode=True)
     with torch.no_grad():
         if chosen == "torch":
             return _torch_decode(q, k, v, lengths, block_table, window, scale)

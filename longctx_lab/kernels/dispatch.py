@@ -123,8 +123,11 @@ def select_backend(
     v: torch.Tensor | None = None,
     causal: bool = False,
     window: int | None = None,
+    decode: bool = False,
 ) -> str:
-    """Name of the implementation :func:`flash_attention` would run for ``q`` (and ``k``, ``v``, the mask).
+    """Name of the implementation :func:`flash_attention` would run for ``q`` (and ``k``, ``v``, the mask), or
+    with ``decode=True`` :func:`~longctx_lab.kernels.decode_dispatch.decode_attention` (no backward kernels, so
+    no :func:`~longctx_lab.kernels.config.triton_fits` rule).
 
     Returns ``"triton"`` (compiled, CUDA), ``"triton-interpreter"`` (CPU, ``TRITON_INTERPRET=1``),
     ``"torch-sdpa"`` (CPU, PyTorch's fused kernel: see the module docstring for when) or ``"torch"``
@@ -172,7 +175,7 @@ def select_backend(
             if backend == "triton":
                 raise ValueError(f"backend='triton' needs sm_80 or newer for bfloat16, got device {q.device}")
             return "torch"
-        if not triton_fits(10 * major + minor, q.shape[-1], q.element_size()):
+        if not decode and not triton_fits(10 * major + minor, q.shape[-1], q.element_size()):
             if backend == "triton":
                 raise ValueError(
                     f"backend='triton' needs sm_80 or newer for float32 at head_dim > 128 (64 KiB of shared memory "

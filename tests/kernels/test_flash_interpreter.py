@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_env import on_cuda
+from kernel_env import on_cuda, skip_where_triton_does_not_fit
 from mask_reference import visible_mask
 
 from longctx_lab.kernels import flash
@@ -65,6 +65,7 @@ def assert_flash_rule(name, ours, ref64, base, slack):
 
 def check_against_sdpa(batch, kv_heads, group, q_len, kv_len, head_dim, causal, window, dtype, config, seed,
                        device="cpu"):
+    skip_where_triton_does_not_fit(head_dim, dtype, device)
     gen = torch.Generator().manual_seed(seed)
     heads = kv_heads * group
     q = torch.randn(batch, heads, q_len, head_dim, generator=gen).to(dtype)
@@ -321,3 +322,6 @@ def test_run_forward_interpreted_subprocess_matches_in_process_kernel(device):
     assert torch.equal(out, ref_out) and torch.equal(lse, ref_lse)
     with pytest.raises(ValueError, match="block_m must be a power of two"):
         run_forward_interpreted(q, k, v, block_m=24)
+    wide = torch.zeros(1, 1, 4, 300)
+    with pytest.raises(ValueError, match=r"head_dim must be <= 256 on the Triton path .*, got 300"):
+        run_forward_interpreted(wide, wide, wide)
