@@ -8,8 +8,8 @@ On a CUDA machine, in order, within one time budget (8 minutes by default):
 
 1. the kernel tests, ``pytest -m triton tests/kernels`` with ``LONGCTX_LAB_KERNEL_DEVICE=cuda`` and
    ``TRITON_INTERPRET`` removed: the kernels compiled for this GPU (not interpreted), checked against SDPA and
-   float64 references computed on the CPU, NaN propagation included, plus head dims 64/128 and bfloat16 at the
-   GPU's own tile configurations (tests that exist only natively);
+   float64 references computed on the CPU, NaN propagation included, plus head dims 64/128, 80/96 (padded to
+   128-wide tiles) and 256, and bfloat16, at the GPU's own tile configurations (tests that exist only natively);
 2. the attention benchmark, ``longctx-lab bench attention --part gpu`` (its own record,
    ``attention-gpu-<device>.json``); a ``triton`` row that errors or runs out of memory is a failure;
 3. a record, ``gpu-check-<device>.json`` under ``--out-dir``: command, date, GPU, compute capability, driver,

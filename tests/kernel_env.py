@@ -46,6 +46,21 @@ def selects_triton_tests(markexpr: str) -> bool:
         return True
 
 
+def skip_where_triton_does_not_fit(head_dim: int, dtype, device) -> None:
+    """Skip a native test of the FlashAttention kernels on a GPU whose shared memory cannot hold their tiles
+    (float32 at head dims past 128 before sm_80: ``longctx_lab.kernels.config.triton_fits``)."""
+    if getattr(device, "type", device) != "cuda":
+        return
+    import pytest
+    import torch
+
+    from longctx_lab.kernels.config import triton_fits
+
+    major, minor = torch.cuda.get_device_capability(device)
+    if not triton_fits(10 * major + minor, head_dim, torch.empty((), dtype=dtype).element_size()):
+        pytest.skip(f"{dtype} at head_dim {head_dim} does not fit sm_{major}{minor}'s shared memory (triton_fits)")
+
+
 def collects_kernel_tests(args: list[str], rootdir: Path) -> bool:
     """True when the run's path arguments (none: the ``tests`` testpath) include ``tests/kernels`` or part of it."""
     kernels = (Path(__file__).resolve().parent / "kernels").resolve()

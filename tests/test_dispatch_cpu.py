@@ -149,7 +149,7 @@ def test_backend_torch_forces_the_tiled_path_and_q_alone_reports_torch():
     group=st.sampled_from([1, 2, 4]),
     q_len=st.integers(1, 40),
     kv_len=st.integers(1, 40),
-    head_dim=st.sampled_from([16, 32]),
+    head_dim=st.sampled_from([16, 32, 24, 80, 5]),  # any head dim: the PyTorch paths take them all
     causal=st.booleans(),
     window=st.one_of(st.none(), st.integers(1, 20)),
     seed=st.integers(0, 2**16),

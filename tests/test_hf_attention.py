@@ -32,10 +32,9 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward  # n
 from transformers.masking_utils import causal_mask_function, sdpa_mask, sliding_window_causal_mask_function  # noqa: E402
 
 from longctx_lab.attention.masks import build_mask  # noqa: E402
-from longctx_lab.kernels.config import SUPPORTED_HEAD_DIMS  # noqa: E402
-from longctx_lab.kernels.dispatch import flash_attention, interpreter_active  # noqa: E402
+from longctx_lab.kernels.dispatch import flash_attention  # noqa: E402
 from longctx_lab.lm.hf import attention as hf_attention  # noqa: E402
-from longctx_lab.lm.hf.attention import NAME, attention_forward, compare_with_sdpa, kernel_for, register  # noqa: E402
+from longctx_lab.lm.hf.attention import NAME, attention_forward, compare_with_sdpa, register  # noqa: E402
 
 ATOL = {torch.float32: 5e-5, torch.float64: 1e-11}
 SMALL = dict(vocab_size=96, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
@@ -148,7 +147,6 @@ def test_chunked_prefill_over_a_cache_equals_sdpa():
 
 @pytest.mark.parametrize("head_dim", [64, 80, 96, 128, 256])
 def test_head_dims_of_real_models_on_the_cpu_path(head_dim):
-    skip_if_interpreted(head_dim)
     ref, ours = twins(qwen2(num_hidden_layers=1, num_key_value_heads=2, head_dim=head_dim, hidden_size=64))
     ids = tokens(1, 20)
     with torch.no_grad():
@@ -167,14 +165,6 @@ def test_compare_with_sdpa_reports_agreement():
 
 
 # -------------------------------------------------------------------- the adapter against sdpa, call by call
-def skip_if_interpreted(head_dim):
-    """A run that also collects the triton tests (plain ``pytest tests``) defines the kernels under the interpreter:
-    then CPU float32 inputs of these head dims take the Triton path, which refuses them (tested there)."""
-    if head_dim not in SUPPORTED_HEAD_DIMS and interpreter_active():
-        pytest.skip("Triton interpreter active: the Triton path refuses this head dim "
-                    "(tests/kernels/test_hf_attention_interpreter.py)")
-
-
 def module(heads, kv_heads, is_causal=True):
     return types.SimpleNamespace(num_key_value_groups=heads // kv_heads, is_causal=is_causal, layer_idx=0)
 
@@ -342,24 +332,14 @@ def test_mask_free_prefill_over_an_empty_static_cache_equals_sdpa():
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("head_dim", [80, 96, 256, 24])
-def test_triton_path_refuses_head_dims_it_has_no_tiles_for(head_dim):
-    """Without a GPU: the routing the adapter applies on the Triton path, and the dispatcher's own check."""
-    with pytest.raises(ValueError, match=rf"head_dim must be one of \(16, 32, 64, 128\) on the Triton path "
-                                         rf"\('triton'\), got {head_dim}"):
-        kernel_for(head_dim, "triton")
-    with pytest.raises(ValueError, match=rf"head_dim must be one of \(16, 32, 64, 128\) on the Triton path "
-                                         rf"\('triton-interpreter'\), got {head_dim}"):
-        kernel_for(head_dim, "triton-interpreter")
-    assert kernel_for(head_dim, "torch") == "tiled_attention"
-    q = torch.randn(1, 2, 4, head_dim)
-    with pytest.raises(ValueError, match=rf"head_dim .* must be one of \(16, 32, 64, 128\), got {head_dim}"):
-        flash_attention(q, q, q, backend="triton")
-
-
-@pytest.mark.parametrize("head_dim", [16, 32, 64, 128])
-def test_triton_path_takes_its_head_dims(head_dim):
-    assert kernel_for(head_dim, "triton") == kernel_for(head_dim, "torch") == "flash_attention"
+def test_head_dim_past_256_runs_on_the_pytorch_path_and_is_refused_on_triton():
+    """The dispatcher's policy, through the adapter: "auto" falls back to PyTorch, "triton" names head_dim."""
+    q, k, v = _qkv(q_len=5, kv_len=5, d=320)
+    expected, _ = sdpa_attention_forward(module(4, 2), q, k, v, None)
+    got, _ = attention_forward(module(4, 2), q, k, v, None)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match=r"backend='triton' needs head_dim .* <= 256, .* got head_dim 320"):
+        attention_forward(module(4, 2), q, k, v, None, backend="triton")
 
 
 def test_register_is_idempotent_and_checks_its_arguments():

@@ -36,7 +36,7 @@ def make(kind, *, batch, kv_heads, head_dim, dtype, window=4, chunk=1, block_siz
 @given(data=st.data(), batch=st.integers(1, 4), kv_heads=st.integers(1, 2), group=st.integers(1, 3),
        block_size=st.integers(1, 5))
 def test_random_programs_match_full_attention(kind, dtype, data, batch, kv_heads, group, block_size):
-    head_dim = 16 if dtype == torch.float32 else data.draw(st.sampled_from([1, 4, 16]), label="head_dim")
+    head_dim = data.draw(st.sampled_from([16, 24, 80] if dtype == torch.float32 else [1, 4, 16]), label="head_dim")
     cache = make(kind, batch=batch, kv_heads=kv_heads, head_dim=head_dim, dtype=dtype, block_size=block_size)
     drive(data, cache, heads=kv_heads * group, capacity=CAPACITY, max_new=7, max_q=6, windows=[None, 1, 3, 5],
           check=exact_check, inspect=poison_unused)
@@ -46,7 +46,7 @@ def test_random_programs_match_full_attention(kind, dtype, data, batch, kv_heads
 @given(data=st.data(), batch=st.integers(1, 4), kv_heads=st.integers(1, 2), group=st.integers(1, 3),
        window=st.integers(1, 6), chunk=st.integers(1, 4))
 def test_rolling_random_programs_match_window_attention(dtype, data, batch, kv_heads, group, window, chunk):
-    head_dim = 16 if dtype == torch.float32 else data.draw(st.sampled_from([1, 4, 16]), label="head_dim")
+    head_dim = data.draw(st.sampled_from([16, 24, 80] if dtype == torch.float32 else [1, 4, 16]), label="head_dim")
     cache = make("rolling", batch=batch, kv_heads=kv_heads, head_dim=head_dim, dtype=dtype, window=window,
                  chunk=chunk)
     smaller = sorted({None, *range(1, window + 1)} - {None}) + [None]

@@ -25,13 +25,14 @@ TINY = ["--seq-len", "32", "--heads", "2", "--kv-heads", "1", "--head-dim", "16"
 
 
 def test_cli_two_ranks_json(capsys):
-    rc = main(["ring", "--procs", "2", *TINY, "--layout", "plain", "--backward", "--json"])
+    """At head dim 24 (any head dim runs; not a power of two), forward and backward against float64."""
+    rc = main(["ring", "--procs", "2", *TINY, "--head-dim", "24", "--layout", "plain", "--backward", "--json"])
     out = capsys.readouterr().out
     assert rc == 0
     report = json.loads(out)
     assert report["ok"] and report["max_error"] < 1e-4 and report["max_grad_error"] < 1e-4
     assert report["mode"].startswith("spawned")
-    model = ring_communication(32, 2, kv_heads=1, head_dim=16, dtype="fp32", backward=True)
+    model = ring_communication(32, 2, kv_heads=1, head_dim=24, dtype="fp32", backward=True)
     pairs = work_per_rank(32, 2, "plain", causal=True)
     assert [r["rank"] for r in report["records"]] == [0, 1]
     for r in report["records"]:
@@ -39,14 +40,14 @@ def test_cli_two_ranks_json(capsys):
         assert r["messages"] == model.forward_messages + model.backward_messages
         assert r["pairs"] == pairs[r["rank"]]
         assert r["forward_s"] > 0 and r["backward_s"] > 0 and r["peak_rss_bytes"] > 0
-        # q, k, v shards and output (2 + 1 + 1 + 2 heads), their gradients (2 + 1 + 1): 16 tokens x 16 x 4 bytes
-        assert r["shard_bytes"] == (6 + 4) * 16 * 16 * 4
+        # q, k, v shards and output (2 + 1 + 1 + 2 heads), their gradients (2 + 1 + 1): 16 tokens x 24 x 4 bytes
+        assert r["shard_bytes"] == (6 + 4) * 16 * 24 * 4
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--procs", "3"], "seq_len must be divisible by 6"),
     (["--procs", "2", "--heads", "3", "--kv-heads", "2"], "heads must be a multiple of kv_heads"),
-    (["--procs", "2", "--head-dim", "8"], "head_dim must be one of"),
+    (["--procs", "2", "--head-dim", "0"], "head_dim must be an integer >= 1, got 0"),
     (["--procs", "0"], "procs must be an integer >= 1"),
     (["--procs", "2", "--timeout", "0"], "timeout must be > 0"),
 ])

@@ -49,7 +49,6 @@ import torch.distributed as dist
 from longctx_lab.core.validate import check_bool, check_int, check_number
 from longctx_lab.distributed.launcher import ALGORITHMS, launch
 from longctx_lab.distributed.layouts import check_divisible, check_layout, chunks_of_rank, shard, unshard, work_per_rank
-from longctx_lab.kernels.config import SUPPORTED_HEAD_DIMS
 
 __all__ = ["DTYPES", "RankRecord", "RingReport", "RingSettings", "run_ring_demo", "run_under_torchrun",
            "under_torchrun"]
@@ -95,9 +94,6 @@ class RingSettings:
         if self.heads % self.kv_heads:
             raise ValueError(f"heads must be a multiple of kv_heads (grouped-query attention), got heads "
                              f"{self.heads} and kv_heads {self.kv_heads}")
-        if self.head_dim not in SUPPORTED_HEAD_DIMS:
-            raise ValueError(f"head_dim must be one of {SUPPORTED_HEAD_DIMS} (the attention kernels' head sizes), "
-                             f"got {self.head_dim}")
         check_divisible(self.seq_len, self.procs, self.layout)
         return self
 

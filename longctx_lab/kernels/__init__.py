@@ -4,7 +4,9 @@
   models call; Triton on CUDA, the tiled PyTorch path on CPU, same semantics and errors.
 - :mod:`.flash_kernels`: the ``@triton.jit`` kernels (forward, backward pre-pass, dK/dV, dQ).
 - :mod:`.flash`: their launchers and the autograd Function.
-- :mod:`.config`: tile sizes per GPU architecture; :mod:`.aot`: ahead-of-time compile check.
+- :mod:`.config`: tile sizes per GPU architecture, and the head-dim padding (any head dim from 1 to 256 runs on
+  the kernels, in tiles padded to the next power of two; the PyTorch path takes any); :mod:`.aot`:
+  ahead-of-time compile check.
 - :mod:`.interpreter`: run the real forward kernel on CPU in a ``TRITON_INTERPRET=1`` subprocess.
 - :func:`decode_attention`, :func:`decode_attention_with_lse` (:mod:`.decode_dispatch`): one decode step over
   a contiguous or paged KV cache's tensors; flash-decoding kernels in :mod:`.decode_kernels`, launchers and

@@ -46,10 +46,14 @@ from longctx_lab.kernels.config import (
     config_row,
     decode_kernel_config,
     kernel_config,
+    padded_head_dim,
 )
 
 #: Architectures the course targets: T4 (Colab), A100, H100.
 TARGET_CCS: tuple[int, ...] = (75, 80, 90)
+#: Head dims of real models that are not one of the course's powers of two (80: Phi-2; 96: Phi-3) and the widest
+#: tile (256: Gemma), compiled for sm_80 only: each adds one compile per kernel (measured: about 1.3 s of CPU each).
+PADDED_HEAD_DIMS: tuple[int, ...] = (80, 96, 256)
 
 _ELEM_BYTES = {"fp16": 2, "bf16": 2, "fp32": 4}
 _DATA_POINTERS = {"Q", "K", "V", "Out", "DO", "DQ", "DK", "DV"}
@@ -90,20 +94,23 @@ def variant_matrix(cc: int, kernel: str) -> list[Variant]:
     """The variants compiled per architecture and kernel.
 
     Every combination of the causal, window and GQA flags in fp16 and in bf16 (not on sm_75, which
-    has no bf16 tensor cores) at the largest head dim (128, the most shared memory); fp16 at head
-    dims 16, 32 and 64 (smaller tiles of the same code); fp32 (twice the bytes per tile) at 128.
-    The flags change the generated code (loop bounds, masks) but not the tiles.
+    has no bf16 tensor cores) at head dim 128; fp16 at head dims 16, 32 and 64 (smaller tiles of the
+    same code); fp32 (twice the bytes per tile) at 128. On sm_80 only (:data:`PADDED_HEAD_DIMS`, the
+    aot stage's time): fp16 at 80 and 96 (128-wide tiles with the padding columns masked, a different
+    program) and at 256 (the widest tiles). The flags change the generated code (loop bounds, masks)
+    but not the tiles.
     """
     if kernel in DECODE_KERNELS:
         return decode_variant_matrix(cc, kernel)
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS + DECODE_KERNELS}, got {kernel!r}")
     dtypes16 = ["fp16"] + (["bf16"] if cc >= 80 else [])
+    wide = PADDED_HEAD_DIMS if cc == 80 else ()
     if kernel == "bwd_preprocess":
-        return [Variant(kernel, dt, 128) for dt in [*dtypes16, "fp32"]]
+        return [Variant(kernel, dt, 128) for dt in [*dtypes16, "fp32"]] + [Variant(kernel, "fp16", d) for d in wide]
     flags = [(c, w, g) for c in (False, True) for w in (False, True) for g in (False, True)]
     out = [Variant(kernel, dt, 128, causal=c, window=w, gqa=g) for dt in dtypes16 for c, w, g in flags]
-    out += [Variant(kernel, "fp16", d, causal=True, window=True, gqa=True) for d in (16, 32, 64)]
+    out += [Variant(kernel, "fp16", d, causal=True, window=True, gqa=True) for d in (16, 32, 64, *wide)]
     out.append(Variant(kernel, "fp32", 128, causal=True, window=False, gqa=True))
     return out
 
@@ -114,19 +121,20 @@ def decode_variant_matrix(cc: int, kernel: str) -> list[Variant]:
     Split kernel: fp16 at head dim 128 with a window and GQA on every architecture; head dim 256 (the
     largest K/V tiles) on every architecture; bf16 on sm_80/sm_90 (paged on sm_90); the paged variant,
     head dim 16 and fp32 (full-precision products) on sm_80. Merge kernel: fp16 at head dim 128 (it has no
-    tiles: one row per program).
+    tiles: one row per program). Head dims 80 and 96 (split and merge, padded to 128) on sm_80.
     """
     if kernel not in DECODE_KERNELS:
         raise ValueError(f"kernel must be one of {DECODE_KERNELS}, got {kernel!r}")
     if kernel == "decode_merge":
-        return [Variant(kernel, "fp16", 128)]
+        return [Variant(kernel, "fp16", 128)] + ([Variant(kernel, "fp16", d) for d in (80, 96)] if cc == 80 else [])
     out = [Variant(kernel, "fp16", 128, causal=True, window=True, gqa=True),
            Variant(kernel, "fp16", 256, causal=True, gqa=True)]
     if cc == 80:
         out += [Variant(kernel, "bf16", 128, causal=True, gqa=True),
                 Variant(kernel, "fp16", 128, causal=True, gqa=True, paged=True),
                 Variant(kernel, "fp16", 16, causal=True),
-                Variant(kernel, "fp32", 128, causal=True, gqa=True)]
+                Variant(kernel, "fp32", 128, causal=True, gqa=True),
+                *(Variant(kernel, "fp16", d, causal=True, window=True, gqa=True) for d in (80, 96))]
     if cc == 90:
         out.append(Variant(kernel, "bf16", 128, causal=True, gqa=True, paged=True))
     return out
@@ -140,6 +148,7 @@ def _signature_and_constants(fn, variant: Variant, cc: int, cfg: KernelConfig | 
         cfg = cfg or kernel_config(variant.kernel, cc, variant.head_dim, _ELEM_BYTES[variant.dtype])
     constexpr_values = {
         "HEAD_DIM": variant.head_dim,
+        "BLOCK_D": padded_head_dim(variant.head_dim),
         "BLOCK_M": cfg.block_m,
         "BLOCK_N": cfg.block_n,
         "IS_CAUSAL": variant.causal,
@@ -170,8 +179,9 @@ def _signature_and_constants(fn, variant: Variant, cc: int, cfg: KernelConfig | 
         elif name in _PLAIN_STRIDES:
             signature[name] = "i32"
         elif name.startswith("stride_"):
-            signature[name] = "i32"  # head_dim >= 16, so every stride is a multiple of 16
-            attrs[(index,)] = [["tt.divisibility", 16]]
+            signature[name] = "i32"
+            if variant.head_dim % 16 == 0:  # strides of contiguous tensors are multiples of head_dim
+                attrs[(index,)] = [["tt.divisibility", 16]]
         elif name in _INT_ARGS:
             signature[name] = "i32"
         elif name == "sm_scale":

@@ -6,7 +6,8 @@ validates the arguments and picks Triton or the PyTorch path. :func:`forward` as
 CUDA tensors, or CPU tensors when the kernels run under the Triton interpreter.
 
 Shapes (conventions: docs/conventions.md; the decode specifics: :mod:`.decode_kernels`): ``q``
-``(batch, heads, q_len, head_dim)``; contiguous ``k``/``v`` ``(batch, kv_heads, max_len, head_dim)``, or
+``(batch, heads, q_len, head_dim)``, ``head_dim`` 1 to 256 (tiles padded to a power of two); contiguous
+``k``/``v`` ``(batch, kv_heads, max_len, head_dim)``, or
 paged pools ``(num_blocks, kv_heads, block_size, head_dim)`` with ``block_table`` ``(batch, max_blocks)``
 int32; ``lengths`` ``(batch,)`` int32 on ``q``'s device. Returns ``out`` like ``q`` and ``lse``
 ``(batch, heads, q_len)`` float32.
@@ -24,6 +25,7 @@ from longctx_lab.kernels.config import (  # noqa: F401 - the split heuristic, de
     KernelConfig,
     choose_num_splits,
     decode_kernel_config,
+    padded_head_dim,
 )
 
 #: The streaming multiprocessors assumed under the Triton interpreter (no device to ask): small enough that
@@ -102,7 +104,7 @@ def forward(
         v.stride(0), v.stride(1), v.stride(2),
         table.stride(0),
         heads, group, q_len, window or 0, k.shape[2] if paged else 1, num_splits, scale,
-        HEAD_DIM=head_dim, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+        HEAD_DIM=head_dim, BLOCK_D=padded_head_dim(head_dim), BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
         HAS_WINDOW=window is not None, PAGED=paged, DOT_PRECISION=_dot_precision(q.dtype),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
@@ -113,6 +115,6 @@ def forward(
         o_part, lse_part, out, lse,
         out.stride(0), out.stride(1), out.stride(2),
         heads, q_len, num_splits,
-        HEAD_DIM=head_dim, num_warps=merge.num_warps, num_stages=merge.num_stages,
+        HEAD_DIM=head_dim, BLOCK_D=padded_head_dim(head_dim), num_warps=merge.num_warps, num_stages=merge.num_stages,
     )
     return out, lse

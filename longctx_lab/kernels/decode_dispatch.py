@@ -20,8 +20,10 @@ rows that see no key and NaN follow docs/conventions.md. What is particular to d
   e.g. an empty slot with length 0) sees no key: output zeros, LSE ``-inf``. The values are checked, so
   lengths or a block table on the GPU cost one device synchronisation; pass ``lengths`` on the CPU (as the
   caches keep them) to avoid it for the lengths.
-- ``head_dim`` 16, 32, 64, 128 or 256 (:data:`~longctx_lab.kernels.config.DECODE_HEAD_DIMS`); dtypes
-  float16, bfloat16, float32, and float64 on the PyTorch path. ``scale`` defaults to ``1 / sqrt(head_dim)``.
+- any ``head_dim >= 1``: up to 256 (:data:`~longctx_lab.kernels.config.MAX_TRITON_HEAD_DIM`) on the Triton path,
+  in tiles padded to the next power of two; past it ``backend="auto"`` runs the PyTorch path and ``"triton"``
+  raises (the dispatcher's policy). Dtypes float16, bfloat16, float32, and float64 on the PyTorch path.
+  ``scale`` defaults to ``1 / sqrt(head_dim)`` (the true head dim).
 - ``num_splits``: how many parts each sequence's keys are cut into on the Triton path (default: the
   heuristic :func:`longctx_lab.kernels.decode.choose_num_splits`); the result does not depend on it beyond
   rounding. The PyTorch path ignores it.
@@ -41,7 +43,6 @@ import torch
 
 from longctx_lab.attention.tiled import tiled_attention_forward
 from longctx_lab.core.validate import check_int, check_number, check_optional_int, check_qkv, check_tensor
-from longctx_lab.kernels.config import DECODE_HEAD_DIMS
 from longctx_lab.kernels.dispatch import BACKENDS, SUPPORTED_DTYPES, select_backend
 
 try:  # triton is an optional dependency (extras "gpu" and "dev")
@@ -118,9 +119,6 @@ def _validate(q, k, v, lengths, block_table, window, scale, num_splits, backend)
     batch, heads, q_len, head_dim = q.shape
     if q.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"q, k and v must be float16, bfloat16, float32 or float64, got dtype {q.dtype}")
-    if head_dim not in DECODE_HEAD_DIMS:
-        raise ValueError(f"head_dim (the last dimension of q, k and v) must be one of {DECODE_HEAD_DIMS}, "
-                         f"got {head_dim}")
     if q_len > MAX_DECODE_Q_LEN:
         raise ValueError(f"q_len (dimension 2 of q) must be <= {MAX_DECODE_Q_LEN} for decode_attention (a decode step "
                          f"or a few speculative tokens), got {q_len}; use flash_attention for longer chunks")
@@ -207,7 +205,7 @@ def decode_attention_with_lse(
     (float64 for float64 inputs), natural log. Arguments, layouts and errors: module docstring.
     """
     lengths, window, scale, num_splits = _validate(q, k, v, lengths, block_table, window, scale, num_splits, backend)
-    chosen = select_backend(q, backend)
+    chosen = select_backend(q, backend, decode=True)
     with torch.no_grad():
         if chosen == "torch":
             return _torch_decode(q, k, v, lengths, block_table, window, scale)

@@ -30,12 +30,17 @@ This module imports triton but not torch, so the ahead-of-time compile check
   ``where`` branches, so a NaN reaches every output that depends on it and never a row that sees no key.
   As in the forward kernel, a NaN key or value that one row of a tile sees can also reach the tile's
   other rows through ``0 * NaN`` (a row of a causal window that does not see it).
+- Any head dim from 1 to 256, as in :mod:`.flash_kernels`: ``HEAD_DIM`` is the true head dim (also the row
+  length of the ``OPart`` scratch), ``BLOCK_D`` the tile width (the next power of two, at least 16); the padding
+  columns are loaded as 0 and never stored.
 """
 
 from __future__ import annotations
 
 import triton
 import triton.language as tl
+
+from longctx_lab.kernels.flash_kernels import load_rows, store_rows
 
 
 @triton.jit
@@ -46,7 +51,7 @@ def decode_split_kernel(
     stride_vb, stride_vh, stride_vn,
     stride_tb,
     H, GROUP, Q_LEN, WINDOW, PAGE, NUM_SPLITS, sm_scale,
-    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     HAS_WINDOW: tl.constexpr, PAGED: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """One split of one (sequence, KV head, row block): online softmax over its keys, into fp32 scratch.
@@ -73,10 +78,10 @@ def decode_split_kernel(
     i = offs_r % Q_LEN
     h = kvh * GROUP + g
     pos_q = length - Q_LEN + i  # bottom-right aligned, per sequence
-    offs_d = tl.arange(0, HEAD_DIM)
+    offs_d = tl.arange(0, BLOCK_D)
     q_ptrs = (Q + b.to(tl.int64) * stride_qb + h.to(tl.int64)[:, None] * stride_qh
               + i[:, None] * stride_qm + offs_d[None, :])
-    q = tl.load(q_ptrs, mask=row_ok[:, None], other=0.0)
+    q = load_rows(q_ptrs, row_ok, offs_d, True, HEAD_DIM, BLOCK_D)
 
     # keys some row may see: [lo, length); this split's share of it, in whole tiles
     lo = length * 0
@@ -99,7 +104,7 @@ def decode_split_kernel(
     qk_scale = sm_scale * 1.4426950408889634  # fold log2(e) in: exp(x) = exp2(x * log2 e)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     for start_n in range(split_lo, split_hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
         kv_ok = (offs_n < split_hi) & (offs_n >= lo)  # never touch a key outside [lo, length)
@@ -111,8 +116,8 @@ def decode_split_kernel(
         else:
             k_rows = offs_n * stride_kn
             v_rows = offs_n * stride_vn
-        k = tl.load(k_head + k_rows[:, None] + offs_d[None, :], mask=kv_ok[:, None], other=0.0)
-        v = tl.load(v_head + v_rows[:, None] + offs_d[None, :], mask=kv_ok[:, None], other=0.0)
+        k = load_rows(k_head + k_rows[:, None] + offs_d[None, :], kv_ok, offs_d, True, HEAD_DIM, BLOCK_D)
+        v = load_rows(v_head + v_rows[:, None] + offs_d[None, :], kv_ok, offs_d, True, HEAD_DIM, BLOCK_D)
         s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N), base 2
         vis = row_ok[:, None] & kv_ok[None, :] & (offs_n[None, :] <= pos_q[:, None])
         if HAS_WINDOW:
@@ -132,7 +137,7 @@ def decode_split_kernel(
     out = tl.where(empty[:, None], 0.0, acc / tl.where(empty, 1.0, l_i)[:, None])
     lse2 = tl.where(empty, float("-inf"), m_i + tl.math.log2(tl.where(empty, 1.0, l_i)))
     part = ((b.to(tl.int64) * H + h) * Q_LEN + i) * NUM_SPLITS + pid_s  # (batch, H, Q_LEN, NUM_SPLITS) index
-    tl.store(OPart + part[:, None] * HEAD_DIM + offs_d[None, :], out, mask=row_ok[:, None])
+    store_rows(OPart + part[:, None] * HEAD_DIM + offs_d[None, :], out, row_ok, offs_d, HEAD_DIM, BLOCK_D)
     tl.store(LsePart + part, lse2, mask=row_ok)
 
 
@@ -141,7 +146,7 @@ def decode_merge_kernel(
     OPart, LsePart, Out, Lse,
     stride_ob, stride_oh, stride_om,
     H, Q_LEN, NUM_SPLITS,
-    HEAD_DIM: tl.constexpr,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     """Merge the ``NUM_SPLITS`` partial results of one query row by their LSE; write ``Out`` and ``Lse``.
 
@@ -154,14 +159,15 @@ def decode_merge_kernel(
     b = pid_bh // H
     h = pid_bh % H
     row = pid_bh.to(tl.int64) * Q_LEN + pid_i
-    offs_d = tl.arange(0, HEAD_DIM)
+    offs_d = tl.arange(0, BLOCK_D)
 
     m = tl.full([1], float("-inf"), dtype=tl.float32)
     l_sum = tl.zeros([1], dtype=tl.float32)
-    acc = tl.zeros([HEAD_DIM], dtype=tl.float32)
+    d_ok = offs_d < HEAD_DIM  # the padding columns of BLOCK_D: read as 0, never stored
+    acc = tl.zeros([BLOCK_D], dtype=tl.float32)
     for s in range(0, NUM_SPLITS):
         lse_s = tl.load(LsePart + row * NUM_SPLITS + s + tl.arange(0, 1))
-        o_s = tl.load(OPart + (row * NUM_SPLITS + s) * HEAD_DIM + offs_d)
+        o_s = tl.load(OPart + (row * NUM_SPLITS + s) * HEAD_DIM + offs_d, mask=d_ok, other=0.0)
         m_new = tl.maximum(m, lse_s)
         m_sub = tl.where(m_new == float("-inf"), 0.0, m_new)  # all -inf so far: weights 0, not NaN
         alpha = tl.math.exp2(m - m_sub)
@@ -174,7 +180,7 @@ def decode_merge_kernel(
     out = tl.where(empty, 0.0, acc / tl.where(empty, 1.0, l_sum))
     lse = tl.where(empty, float("-inf"), (m + tl.math.log2(tl.where(empty, 1.0, l_sum))) * 0.6931471805599453)
     o_ptrs = Out + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh + pid_i * stride_om + offs_d
-    tl.store(o_ptrs, out.to(Out.dtype.element_ty))
+    tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=d_ok)
     tl.store(Lse + row + tl.arange(0, 1), lse)
 
 

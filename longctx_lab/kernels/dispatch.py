@@ -3,7 +3,8 @@
 Which implementation runs (``backend="auto"``):
 
 - CUDA tensors and a working ``triton``: the Triton kernels of :mod:`longctx_lab.kernels.flash_kernels`
-  (bfloat16 needs sm_80 or newer; on older GPUs bfloat16 goes to the PyTorch path).
+  (bfloat16, and float32 at head dims past 128, need sm_80 or newer; on older GPUs they go to the PyTorch
+  path: :func:`~longctx_lab.kernels.config.triton_fits`).
 - CPU tensors in a process where ``TRITON_INTERPRET=1`` was set before ``triton`` was imported:
   the same Triton kernels, executed by the Triton interpreter (slow; for tests and tiny demos).
 - CPU tensors otherwise (float16, bfloat16, float32), where PyTorch's fused CPU FlashAttention kernel
@@ -24,6 +25,14 @@ Which implementation runs (``backend="auto"``):
 ``"torch"`` is always the tiled reference, never SDPA). Every path validates the arguments the same
 way and raises the same errors.
 
+Head dims. Every path takes any ``head_dim >= 1`` up to :data:`~longctx_lab.kernels.config.MAX_TRITON_HEAD_DIM`
+(256): the Triton kernels pad their tiles to the next power of two (at least 16) and mask the padding, so
+the head dims of real models (64, 80, 96, 128, 256) and odd ones (24, 40) all run there. Past 256 the policy
+is the one above: ``"auto"`` runs the PyTorch family (on CUDA too: the tiled path; SDPA on the CPU where it
+computes the same thing),
+``"triton"`` raises a ``ValueError`` naming ``head_dim``. The default ``scale`` is ``1 / sqrt(head_dim)`` of the
+true head dim, never of the padded tile.
+
 Why inputs with a NaN never take the SDPA route: what a NaN reaches is then decided by one
 implementation, the tiled reference, whose rules (docs/conventions.md and its module docstring) the
 NaN tests pin down on every path. The fused kernel is not worse by the conventions' letter (measured:
@@ -40,7 +49,7 @@ import torch
 
 from longctx_lab.attention.tiled import tiled_attention
 from longctx_lab.core.validate import check_bool, check_number, check_optional_int, check_qkv
-from longctx_lab.kernels.config import SUPPORTED_HEAD_DIMS
+from longctx_lab.kernels.config import MAX_TRITON_HEAD_DIM, triton_fits
 
 try:  # triton is an optional dependency (extras "gpu" and "dev"); macOS and Windows have no triton wheels
     from longctx_lab.kernels import flash as _flash
@@ -101,10 +110,6 @@ def _validate(q, k, v, causal, window, scale, backend):
         scale = check_number("scale", scale, exclusive_minimum=0)
     if q.dtype not in SUPPORTED_DTYPES:
         raise TypeError(f"q, k and v must be float16, bfloat16, float32 or float64, got dtype {q.dtype}")
-    if head_dim not in SUPPORTED_HEAD_DIMS:
-        raise ValueError(
-            f"head_dim (the last dimension of q, k and v) must be one of {SUPPORTED_HEAD_DIMS}, got {head_dim}"
-        )
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return window, scale
@@ -118,17 +123,22 @@ def select_backend(
     v: torch.Tensor | None = None,
     causal: bool = False,
     window: int | None = None,
+    decode: bool = False,
 ) -> str:
-    """Name of the implementation :func:`flash_attention` would run for ``q`` (and ``k``, ``v``, the mask).
+    """Name of the implementation :func:`flash_attention` would run for ``q`` (and ``k``, ``v``, the mask), or
+    with ``decode=True`` :func:`~longctx_lab.kernels.decode_dispatch.decode_attention` (no backward kernels, so
+    no :func:`~longctx_lab.kernels.config.triton_fits` rule).
 
     Returns ``"triton"`` (compiled, CUDA), ``"triton-interpreter"`` (CPU, ``TRITON_INTERPRET=1``),
     ``"torch-sdpa"`` (CPU, PyTorch's fused kernel: see the module docstring for when) or ``"torch"``
     (the tiled path; always for float64 and for ``backend="torch"``). The SDPA route depends on ``k``'s
     length, ``causal``, ``window`` and on NaN in the inputs, so it is reported only when ``k`` and ``v``
-    are given; with ``q`` alone the answer is ``"torch"`` where the PyTorch family runs. Raises
-    ``ValueError`` when ``backend="triton"`` cannot run on this input, ``TypeError`` for float64 with
-    ``backend="triton"``, and ``TypeError`` for bfloat16 under the interpreter (it would silently return
-    wrong values).
+    are given; with ``q`` alone the answer is ``"torch"`` where the PyTorch family runs. A head dim
+    (``q.shape[-1]``) past :data:`~longctx_lab.kernels.config.MAX_TRITON_HEAD_DIM` goes to the PyTorch family
+    (SDPA or tiled, by the same rule as on a CPU).
+    Raises ``ValueError`` when ``backend="triton"`` cannot run on this input (a head dim past 256 included),
+    ``TypeError`` for float64 with ``backend="triton"``, and ``TypeError`` for bfloat16 under the interpreter
+    (it would silently return wrong values).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -141,8 +151,15 @@ def select_backend(
                 f"{q.dtype}), got dtype {q.dtype}; use backend='torch' or 'auto' (the PyTorch path takes float64)"
             )
         return "torch"
+    head_dim_ok = q.shape[-1] <= MAX_TRITON_HEAD_DIM
+    if not head_dim_ok and backend == "triton":
+        raise ValueError(
+            f"backend='triton' needs head_dim (the last dimension of q, k and v) <= {MAX_TRITON_HEAD_DIM}, the "
+            f"widest tile of the Triton kernels, got head_dim {q.shape[-1]}; use backend='torch' or 'auto' "
+            f"(the PyTorch path takes any head dim)"
+        )
     interpreted = interpreter_active()
-    if interpreted and q.device.type == "cpu":
+    if head_dim_ok and interpreted and q.device.type == "cpu":
         if q.dtype == torch.bfloat16:
             raise TypeError(
                 "q, k and v must be float16 or float32 under the Triton interpreter (TRITON_INTERPRET=1), got dtype "
@@ -151,12 +168,21 @@ def select_backend(
                 "(the PyTorch path)"
             )
         return "triton-interpreter"
-    compiled_cuda = triton_available() and not interpreted and q.device.type == "cuda"
-    if compiled_cuda and q.dtype == torch.bfloat16 and torch.cuda.get_device_capability(q.device)[0] < 8:
-        if backend == "triton":
-            raise ValueError(f"backend='triton' needs sm_80 or newer for bfloat16, got device {q.device}")
-        return "torch"
+    compiled_cuda = head_dim_ok and triton_available() and not interpreted and q.device.type == "cuda"
     if compiled_cuda:
+        major, minor = torch.cuda.get_device_capability(q.device)
+        if q.dtype == torch.bfloat16 and major < 8:
+            if backend == "triton":
+                raise ValueError(f"backend='triton' needs sm_80 or newer for bfloat16, got device {q.device}")
+            return "torch"
+        if not decode and not triton_fits(10 * major + minor, q.shape[-1], q.element_size()):
+            if backend == "triton":
+                raise ValueError(
+                    f"backend='triton' needs sm_80 or newer for float32 at head_dim > 128 (64 KiB of shared memory "
+                    f"per block cannot hold the backward's float32 tiles 256 wide), got head_dim {q.shape[-1]} on "
+                    f"device {q.device} (sm_{major}{minor}); use float16 or backend='auto' (the PyTorch path)"
+                )
+            return "torch"
         return "triton"
     if backend == "triton":
         raise ValueError(

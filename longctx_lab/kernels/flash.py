@@ -5,7 +5,9 @@ validates the arguments and picks Triton or the PyTorch path. The functions here
 inputs (checked by the dispatcher) and CUDA tensors, or CPU tensors when the kernels run under the
 Triton interpreter (``TRITON_INTERPRET=1`` set before ``triton`` was imported).
 
-Shapes: ``q`` ``(batch, heads, q_len, head_dim)``, ``k``/``v`` ``(batch, kv_heads, kv_len, head_dim)``;
+Shapes: ``q`` ``(batch, heads, q_len, head_dim)`` (any ``head_dim`` from 1 to
+:data:`~longctx_lab.kernels.config.MAX_TRITON_HEAD_DIM`, run in tiles
+:func:`~longctx_lab.kernels.config.padded_head_dim` wide), ``k``/``v`` ``(batch, kv_heads, kv_len, head_dim)``;
 output like ``q``; LSE ``(batch, heads, q_len)`` float32, natural log, ``-inf`` on rows that see no key
 (their output is 0). ``window`` follows the course convention (query at ``p`` sees ``p - w < j <= p``;
 without ``causal`` ``|p - j| < w``); ``q_len != kv_len`` is bottom-right aligned.
@@ -17,7 +19,7 @@ import torch
 import triton
 
 from longctx_lab.kernels import flash_kernels as fk
-from longctx_lab.kernels.config import KernelConfig, kernel_config
+from longctx_lab.kernels.config import KernelConfig, kernel_config, padded_head_dim
 
 
 def device_cc(device: torch.device) -> int | None:
@@ -60,7 +62,7 @@ def forward(q, k, v, *, causal: bool, window: int | None, scale: float, config: 
         v.stride(0), v.stride(1), v.stride(2),
         out.stride(0), out.stride(1), out.stride(2),
         heads, heads // kv_heads, q_len, kv_len, window or 0, scale,
-        HEAD_DIM=head_dim, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+        HEAD_DIM=head_dim, BLOCK_D=padded_head_dim(head_dim), BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
         IS_CAUSAL=causal, HAS_WINDOW=window is not None, DOT_PRECISION=_dot_precision(q.dtype),
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
@@ -82,7 +84,7 @@ def backward(do, q, k, v, out, lse, *, causal: bool, window: int | None, scale: 
     delta = torch.empty((batch, heads, q_len), dtype=torch.float32, device=q.device)
     cfg = _config("bwd_preprocess", q, None)
     fk.attn_bwd_preprocess_kernel[(triton.cdiv(q_len, cfg.block_m), batch * heads)](
-        out, do, delta, q_len, HEAD_DIM=head_dim, BLOCK_M=cfg.block_m,
+        out, do, delta, q_len, HEAD_DIM=head_dim, BLOCK_D=padded_head_dim(head_dim), BLOCK_M=cfg.block_m,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
 
@@ -95,7 +97,7 @@ def backward(do, q, k, v, out, lse, *, causal: bool, window: int | None, scale: 
         k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2),
         heads, group, q_len, kv_len, window or 0, scale,
-        HEAD_DIM=head_dim, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+        HEAD_DIM=head_dim, BLOCK_D=padded_head_dim(head_dim), BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
         IS_CAUSAL=causal, HAS_WINDOW=has_window, DOT_PRECISION=prec,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )
@@ -108,7 +110,7 @@ def backward(do, q, k, v, out, lse, *, causal: bool, window: int | None, scale: 
         k.stride(0), k.stride(1), k.stride(2),
         v.stride(0), v.stride(1), v.stride(2),
         heads, group, q_len, kv_len, window or 0, scale,
-        HEAD_DIM=head_dim, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+        HEAD_DIM=head_dim, BLOCK_D=padded_head_dim(head_dim), BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
         IS_CAUSAL=causal, HAS_WINDOW=has_window, DOT_PRECISION=prec,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages,
     )

@@ -11,6 +11,11 @@ alignment, windows, rows that see no key and NaN follow docs/conventions.md. Par
   the LSE written to memory is in natural-log units, ``lse = log(sum_j exp(scale * q . k_j))``.
 - NaN may also reach entries that share a loaded tile with it through ``0 * NaN``, never a row that sees
   no key.
+- Any head dim from 1 to 256. ``HEAD_DIM`` is the true head dim (the row length of the dense scratch
+  tensors, the store masks), ``BLOCK_D`` the tile width along it, :func:`~longctx_lab.kernels.config.padded_head_dim`
+  (the next power of two, at least 16). Columns ``HEAD_DIM <= d < BLOCK_D`` are loaded as 0, so they add
+  nothing to ``q . k``, ``p @ v`` or the gradients' dot products, and are never stored
+  (:func:`load_rows`, :func:`store_rows`). Where ``BLOCK_D == HEAD_DIM`` no column mask is built at all.
 
 Block skipping. For a query tile the key range splits into three parts (:func:`_split_range`):
 key tiles no row of the tile can see are never loaded (loop bounds); tiles every row sees
@@ -116,6 +121,33 @@ def _visible(pos_q, row_ok, offs_n, N, WINDOW, IS_CAUSAL: tl.constexpr, HAS_WIND
     return vis
 
 
+@triton.jit
+def load_rows(ptrs, row_ok, offs_d, ROW_MASK: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Load a ``(rows, BLOCK_D)`` tile. Rows with ``row_ok`` False (when ``ROW_MASK``) and the padding columns
+    ``offs_d >= HEAD_DIM`` read as 0; without either (an interior tile of a power-of-two head dim) the load is
+    unmasked."""
+    if BLOCK_D == HEAD_DIM:
+        if ROW_MASK:
+            x = tl.load(ptrs, mask=row_ok[:, None], other=0.0)
+        else:
+            x = tl.load(ptrs)
+    else:
+        if ROW_MASK:
+            x = tl.load(ptrs, mask=row_ok[:, None] & (offs_d < HEAD_DIM)[None, :], other=0.0)
+        else:
+            x = tl.load(ptrs, mask=(offs_d < HEAD_DIM)[None, :], other=0.0)
+    return x
+
+
+@triton.jit
+def store_rows(ptrs, x, row_ok, offs_d, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
+    """Store a ``(rows, BLOCK_D)`` tile: the rows with ``row_ok`` True, the columns ``offs_d < HEAD_DIM``."""
+    if BLOCK_D == HEAD_DIM:
+        tl.store(ptrs, x, mask=row_ok[:, None])
+    else:
+        tl.store(ptrs, x, mask=row_ok[:, None] & (offs_d < HEAD_DIM)[None, :])
+
+
 # --------------------------------------------------------------------------------------------- forward
 
 
@@ -123,19 +155,15 @@ def _visible(pos_q, row_ok, offs_n, N, WINDOW, IS_CAUSAL: tl.constexpr, HAS_WIND
 def _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, pos_q, offs_m, offs_d,
                M, N, WINDOW, qk_scale, start, end,
                MASKED: tl.constexpr, IS_CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr,
-               BLOCK_N: tl.constexpr, DOT_PRECISION: tl.constexpr):
+               BLOCK_N: tl.constexpr, DOT_PRECISION: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
     """Online softmax over the key tiles ``start, start + BLOCK_N, ... < end`` for one query tile."""
     for start_n in range(start, end, BLOCK_N):
         start_n = tl.multiple_of(start_n, BLOCK_N)
         offs_n = start_n + tl.arange(0, BLOCK_N)
         k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :]
         v_ptrs = v_base + offs_n[:, None] * stride_vn + offs_d[None, :]
-        if MASKED:
-            k = tl.load(k_ptrs, mask=(offs_n < N)[:, None], other=0.0)
-            v = tl.load(v_ptrs, mask=(offs_n < N)[:, None], other=0.0)
-        else:
-            k = tl.load(k_ptrs)
-            v = tl.load(v_ptrs)
+        k = load_rows(k_ptrs, offs_n < N, offs_d, MASKED, HEAD_DIM, BLOCK_D)
+        v = load_rows(v_ptrs, offs_n < N, offs_d, MASKED, HEAD_DIM, BLOCK_D)
         s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale  # (BLOCK_M, BLOCK_N), base 2
         if MASKED:
             vis = _visible(pos_q[:, None], (offs_m < M)[:, None], offs_n[None, :], N, WINDOW, IS_CAUSAL, HAS_WINDOW)
@@ -159,7 +187,7 @@ def attn_fwd_kernel(
     stride_vb, stride_vh, stride_vn,
     stride_ob, stride_oh, stride_om,
     H, GROUP, M, N, WINDOW, sm_scale,
-    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     IS_CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """Forward: one program per (query tile, batch * head). Writes O (input dtype) and LSE (fp32, natural log).
@@ -175,32 +203,32 @@ def attn_fwd_kernel(
 
     start_m = pid_m * BLOCK_M
     offs_m = start_m + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, HEAD_DIM)
+    offs_d = tl.arange(0, BLOCK_D)
     pos_q = offs_m + (N - M)  # bottom-right aligned absolute positions
 
     q_base = Q + b.to(tl.int64) * stride_qb + h.to(tl.int64) * stride_qh
     k_base = K + b.to(tl.int64) * stride_kb + kvh.to(tl.int64) * stride_kh
     v_base = V + b.to(tl.int64) * stride_vb + kvh.to(tl.int64) * stride_vh
-    q = tl.load(q_base + offs_m[:, None] * stride_qm + offs_d[None, :], mask=(offs_m < M)[:, None], other=0.0)
+    q = load_rows(q_base + offs_m[:, None] * stride_qm + offs_d[None, :], offs_m < M, offs_d, True, HEAD_DIM, BLOCK_D)
 
     qk_scale = sm_scale * 1.4426950408889634  # fold log2(e) in: exp(x) = exp2(x * log2 e)
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-    acc = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
 
     start, a, b_end, end = _key_range(start_m, M, N, WINDOW, IS_CAUSAL, HAS_WINDOW, BLOCK_M, BLOCK_N)
     # leading edge tiles (window edge), masked
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, pos_q, offs_m, offs_d,
                                M, N, WINDOW, qk_scale, start, a,
-                               True, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION)
+                               True, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION, HEAD_DIM, BLOCK_D)
     # interior tiles every row sees completely: no mask at all
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, pos_q, offs_m, offs_d,
                                M, N, WINDOW, qk_scale, a, b_end,
-                               False, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION)
+                               False, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION, HEAD_DIM, BLOCK_D)
     # trailing edge tiles (diagonal, ragged tail), masked
     acc, l_i, m_i = _fwd_tiles(acc, l_i, m_i, q, k_base, v_base, stride_kn, stride_vn, pos_q, offs_m, offs_d,
                                M, N, WINDOW, qk_scale, b_end, end,
-                               True, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION)
+                               True, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION, HEAD_DIM, BLOCK_D)
 
     # The row saw no key: output 0, LSE -inf. `l == 0`, not `l > 0`: a NaN in q or k makes l NaN, and the
     # row must come out NaN, not zeros. where() also keeps out the 0 * NaN that a NaN value in a masked
@@ -210,8 +238,8 @@ def attn_fwd_kernel(
     lse = tl.where(empty, float("-inf"), (m_i + tl.math.log2(tl.where(empty, 1.0, l_i))) * 0.6931471805599453)
 
     o_base = Out + b.to(tl.int64) * stride_ob + h.to(tl.int64) * stride_oh
-    tl.store(o_base + offs_m[:, None] * stride_om + offs_d[None, :], out.to(Out.dtype.element_ty),
-             mask=(offs_m < M)[:, None])
+    store_rows(o_base + offs_m[:, None] * stride_om + offs_d[None, :], out.to(Out.dtype.element_ty), offs_m < M,
+               offs_d, HEAD_DIM, BLOCK_D)
     tl.store(Lse + pid_bh.to(tl.int64) * M + offs_m, lse, mask=offs_m < M)
 
 
@@ -219,7 +247,8 @@ def attn_fwd_kernel(
 
 
 @triton.jit
-def attn_bwd_preprocess_kernel(Out, DO, Delta, M, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr):
+def attn_bwd_preprocess_kernel(Out, DO, Delta, M, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
+                               BLOCK_M: tl.constexpr):
     """Pre-pass: ``Delta[b, h, i] = sum_d dO[b, h, i, d] * O[b, h, i, d]`` in fp32.
 
     ``Out`` and ``DO`` are contiguous ``(batch, H, M, HEAD_DIM)``; grid ``(cdiv(M, BLOCK_M), batch * H)``.
@@ -228,12 +257,11 @@ def attn_bwd_preprocess_kernel(Out, DO, Delta, M, HEAD_DIM: tl.constexpr, BLOCK_
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, HEAD_DIM)
+    offs_d = tl.arange(0, BLOCK_D)
     base = pid_bh.to(tl.int64) * M * HEAD_DIM
     ptrs = base + offs_m[:, None] * HEAD_DIM + offs_d[None, :]
-    row_ok = (offs_m < M)[:, None]
-    o = tl.load(Out + ptrs, mask=row_ok, other=0.0).to(tl.float32)
-    do = tl.load(DO + ptrs, mask=row_ok, other=0.0).to(tl.float32)
+    o = load_rows(Out + ptrs, offs_m < M, offs_d, True, HEAD_DIM, BLOCK_D).to(tl.float32)
+    do = load_rows(DO + ptrs, offs_m < M, offs_d, True, HEAD_DIM, BLOCK_D).to(tl.float32)
     tl.store(Delta + pid_bh.to(tl.int64) * M + offs_m, tl.sum(o * do, 1), mask=offs_m < M)
 
 
@@ -241,22 +269,20 @@ def attn_bwd_preprocess_kernel(Out, DO, Delta, M, HEAD_DIM: tl.constexpr, BLOCK_
 def _dkdv_tiles(dk, dv, k, v, q_base, stride_qm, do_base, lse_base, delta_base, start_n, offs_n, offs_d,
                 M, N, WINDOW, qk_scale, start, end,
                 MASKED: tl.constexpr, IS_CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr,
-                BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, DOT_PRECISION: tl.constexpr):
+                BLOCK_M: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr):
     """Accumulate dK, dV of one key tile over the query tiles ``start, start + BLOCK_M, ... < end``."""
     for start_m in range(start, end, BLOCK_M):
         start_m = tl.multiple_of(start_m, BLOCK_M)
         offs_m = start_m + tl.arange(0, BLOCK_M)
         q_ptrs = q_base + offs_m[:, None] * stride_qm + offs_d[None, :]
         do_ptrs = do_base + offs_m[:, None] * HEAD_DIM + offs_d[None, :]
+        row_ok = offs_m < M
+        q = load_rows(q_ptrs, row_ok, offs_d, MASKED, HEAD_DIM, BLOCK_D)
+        do = load_rows(do_ptrs, row_ok, offs_d, MASKED, HEAD_DIM, BLOCK_D)
         if MASKED:
-            row_ok = offs_m < M
-            q = tl.load(q_ptrs, mask=row_ok[:, None], other=0.0)
-            do = tl.load(do_ptrs, mask=row_ok[:, None], other=0.0)
             lse2 = tl.load(lse_base + offs_m, mask=row_ok, other=0.0) * 1.4426950408889634
             delta = tl.load(delta_base + offs_m, mask=row_ok, other=0.0)
         else:
-            q = tl.load(q_ptrs)
-            do = tl.load(do_ptrs)
             lse2 = tl.load(lse_base + offs_m) * 1.4426950408889634
             delta = tl.load(delta_base + offs_m)
         # transposed scores: rows are keys, columns queries
@@ -283,7 +309,7 @@ def attn_bwd_dkdv_kernel(
     stride_kb, stride_kh, stride_kn,
     stride_vb, stride_vh, stride_vn,
     H, GROUP, M, N, WINDOW, sm_scale,
-    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     IS_CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """dK, dV: one program per (key tile, batch * kv_head), looping over the query heads of the group.
@@ -300,14 +326,14 @@ def attn_bwd_dkdv_kernel(
 
     start_n = pid_n * BLOCK_N
     offs_n = start_n + tl.arange(0, BLOCK_N)
-    offs_d = tl.arange(0, HEAD_DIM)
+    offs_d = tl.arange(0, BLOCK_D)
     k_base = K + b.to(tl.int64) * stride_kb + kvh.to(tl.int64) * stride_kh
     v_base = V + b.to(tl.int64) * stride_vb + kvh.to(tl.int64) * stride_vh
-    col_ok = (offs_n < N)[:, None]
-    k = tl.load(k_base + offs_n[:, None] * stride_kn + offs_d[None, :], mask=col_ok, other=0.0)
-    v = tl.load(v_base + offs_n[:, None] * stride_vn + offs_d[None, :], mask=col_ok, other=0.0)
-    dk = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
-    dv = tl.zeros([BLOCK_N, HEAD_DIM], dtype=tl.float32)
+    col_ok = offs_n < N
+    k = load_rows(k_base + offs_n[:, None] * stride_kn + offs_d[None, :], col_ok, offs_d, True, HEAD_DIM, BLOCK_D)
+    v = load_rows(v_base + offs_n[:, None] * stride_vn + offs_d[None, :], col_ok, offs_d, True, HEAD_DIM, BLOCK_D)
+    dk = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+    dv = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
     qk_scale = sm_scale * 1.4426950408889634
 
     start, a, b_end, end = _query_range(start_n, M, N, WINDOW, IS_CAUSAL, HAS_WINDOW, BLOCK_M, BLOCK_N)
@@ -320,38 +346,34 @@ def attn_bwd_dkdv_kernel(
         delta_base = Delta + bh * M
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, stride_qm, do_base, lse_base, delta_base, start_n, offs_n, offs_d,
                              M, N, WINDOW, qk_scale, start, a,
-                             True, IS_CAUSAL, HAS_WINDOW, BLOCK_M, HEAD_DIM, DOT_PRECISION)
+                             True, IS_CAUSAL, HAS_WINDOW, BLOCK_M, HEAD_DIM, BLOCK_D, DOT_PRECISION)
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, stride_qm, do_base, lse_base, delta_base, start_n, offs_n, offs_d,
                              M, N, WINDOW, qk_scale, a, b_end,
-                             False, IS_CAUSAL, HAS_WINDOW, BLOCK_M, HEAD_DIM, DOT_PRECISION)
+                             False, IS_CAUSAL, HAS_WINDOW, BLOCK_M, HEAD_DIM, BLOCK_D, DOT_PRECISION)
         dk, dv = _dkdv_tiles(dk, dv, k, v, q_base, stride_qm, do_base, lse_base, delta_base, start_n, offs_n, offs_d,
                              M, N, WINDOW, qk_scale, b_end, end,
-                             True, IS_CAUSAL, HAS_WINDOW, BLOCK_M, HEAD_DIM, DOT_PRECISION)
+                             True, IS_CAUSAL, HAS_WINDOW, BLOCK_M, HEAD_DIM, BLOCK_D, DOT_PRECISION)
 
     dk = dk * sm_scale  # dS is the gradient of the scaled scores; dK = scale * dS^T Q
     out_base = pid_bkv.to(tl.int64) * N * HEAD_DIM
     out_ptrs = out_base + offs_n[:, None] * HEAD_DIM + offs_d[None, :]
-    tl.store(DK + out_ptrs, dk.to(DK.dtype.element_ty), mask=col_ok)
-    tl.store(DV + out_ptrs, dv.to(DV.dtype.element_ty), mask=col_ok)
+    store_rows(DK + out_ptrs, dk.to(DK.dtype.element_ty), col_ok, offs_d, HEAD_DIM, BLOCK_D)
+    store_rows(DV + out_ptrs, dv.to(DV.dtype.element_ty), col_ok, offs_d, HEAD_DIM, BLOCK_D)
 
 
 @triton.jit
 def _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, pos_q, offs_m, offs_d,
               M, N, WINDOW, qk_scale, start, end,
               MASKED: tl.constexpr, IS_CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr,
-              BLOCK_N: tl.constexpr, DOT_PRECISION: tl.constexpr):
+              BLOCK_N: tl.constexpr, DOT_PRECISION: tl.constexpr, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr):
     """Accumulate dQ of one query tile over the key tiles ``start, start + BLOCK_N, ... < end``."""
     for start_n in range(start, end, BLOCK_N):
         start_n = tl.multiple_of(start_n, BLOCK_N)
         offs_n = start_n + tl.arange(0, BLOCK_N)
         k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :]
         v_ptrs = v_base + offs_n[:, None] * stride_vn + offs_d[None, :]
-        if MASKED:
-            k = tl.load(k_ptrs, mask=(offs_n < N)[:, None], other=0.0)
-            v = tl.load(v_ptrs, mask=(offs_n < N)[:, None], other=0.0)
-        else:
-            k = tl.load(k_ptrs)
-            v = tl.load(v_ptrs)
+        k = load_rows(k_ptrs, offs_n < N, offs_d, MASKED, HEAD_DIM, BLOCK_D)
+        v = load_rows(v_ptrs, offs_n < N, offs_d, MASKED, HEAD_DIM, BLOCK_D)
         s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale
         p = tl.math.exp2(s - lse2[:, None])
         if MASKED:
@@ -370,7 +392,7 @@ def attn_bwd_dq_kernel(
     stride_kb, stride_kh, stride_kn,
     stride_vb, stride_vh, stride_vn,
     H, GROUP, M, N, WINDOW, sm_scale,
-    HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     IS_CAUSAL: tl.constexpr, HAS_WINDOW: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
     """dQ: one program per (query tile, batch * head), same key tiles (and skipping) as the forward.
@@ -385,7 +407,7 @@ def attn_bwd_dq_kernel(
 
     start_m = pid_m * BLOCK_M
     offs_m = start_m + tl.arange(0, BLOCK_M)
-    offs_d = tl.arange(0, HEAD_DIM)
+    offs_d = tl.arange(0, BLOCK_D)
     pos_q = offs_m + (N - M)
     row_ok = offs_m < M
 
@@ -393,24 +415,27 @@ def attn_bwd_dq_kernel(
     k_base = K + b.to(tl.int64) * stride_kb + kvh.to(tl.int64) * stride_kh
     v_base = V + b.to(tl.int64) * stride_vb + kvh.to(tl.int64) * stride_vh
     dense = pid_bh.to(tl.int64) * M * HEAD_DIM + offs_m[:, None] * HEAD_DIM + offs_d[None, :]
-    q = tl.load(q_base + offs_m[:, None] * stride_qm + offs_d[None, :], mask=row_ok[:, None], other=0.0)
-    do = tl.load(DO + dense, mask=row_ok[:, None], other=0.0)
+    q = load_rows(q_base + offs_m[:, None] * stride_qm + offs_d[None, :], row_ok, offs_d, True, HEAD_DIM, BLOCK_D)
+    do = load_rows(DO + dense, row_ok, offs_d, True, HEAD_DIM, BLOCK_D)
     lse2 = tl.load(Lse + pid_bh.to(tl.int64) * M + offs_m, mask=row_ok, other=0.0) * 1.4426950408889634
     delta = tl.load(Delta + pid_bh.to(tl.int64) * M + offs_m, mask=row_ok, other=0.0)
-    dq = tl.zeros([BLOCK_M, HEAD_DIM], dtype=tl.float32)
+    dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     qk_scale = sm_scale * 1.4426950408889634
 
     start, a, b_end, end = _key_range(start_m, M, N, WINDOW, IS_CAUSAL, HAS_WINDOW, BLOCK_M, BLOCK_N)
     dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, pos_q, offs_m, offs_d,
-                   M, N, WINDOW, qk_scale, start, a, True, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION)
+                   M, N, WINDOW, qk_scale, start, a, True, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION,
+                   HEAD_DIM, BLOCK_D)
     dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, pos_q, offs_m, offs_d,
-                   M, N, WINDOW, qk_scale, a, b_end, False, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION)
+                   M, N, WINDOW, qk_scale, a, b_end, False, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION,
+                   HEAD_DIM, BLOCK_D)
     dq = _dq_tiles(dq, q, do, lse2, delta, k_base, v_base, stride_kn, stride_vn, pos_q, offs_m, offs_d,
-                   M, N, WINDOW, qk_scale, b_end, end, True, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION)
+                   M, N, WINDOW, qk_scale, b_end, end, True, IS_CAUSAL, HAS_WINDOW, BLOCK_N, DOT_PRECISION,
+                   HEAD_DIM, BLOCK_D)
 
     # A row that saw no key (LSE -inf) has dQ 0, even where 0 * NaN (a NaN value in a loaded tile) reached it.
     dq = tl.where((lse2 == float("-inf"))[:, None], 0.0, dq * sm_scale)
-    tl.store(DQ + dense, dq.to(DQ.dtype.element_ty), mask=row_ok[:, None])
+    store_rows(DQ + dense, dq.to(DQ.dtype.element_ty), row_ok, offs_d, HEAD_DIM, BLOCK_D)
 
 
 def is_interpreted() -> bool:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from longctx_lab.core.validate import check_int
+from longctx_lab.kernels.config import check_triton_head_dim
 from longctx_lab.kernels.dispatch import BF16_INTERPRETER_ISSUE, _validate
 
 
@@ -41,6 +42,7 @@ def run_forward_interpreted(
     under the interpreter), e.g. to show how tiles are visited. Forward only, no autograd.
     """
     window, scale = _validate(q, k, v, causal, window, scale, "triton")
+    check_triton_head_dim(q.shape[-1])
     if q.device.type != "cpu":
         raise ValueError(f"q, k and v must be CPU tensors for the interpreter, got device {q.device}")
     if q.dtype == torch.bfloat16:

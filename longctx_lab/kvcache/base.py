@@ -15,7 +15,7 @@ Conventions (see docs/conventions.md):
   ``window_size=(w - 1, 0)``, Hugging Face ``sliding_window=w``).
 - Attention runs through :func:`longctx_lab.kernels.dispatch.flash_attention` (Triton on a GPU; on CPU
   PyTorch's fused SDPA where it computes the same thing, else the tiled PyTorch path; see the dispatcher) for
-  the dtypes and head dims it supports; other head dims go to the reference
+  the dtypes it supports, at any head dim; other dtypes go to the reference
   :func:`longctx_lab.attention.reference.naive_attention` with the same mask.
 - Errors name the argument, the expectation and the value given; nothing is truncated or overwritten
   silently: a call that cannot be carried out whole changes nothing.
@@ -30,7 +30,6 @@ import torch
 
 from longctx_lab.attention.reference import naive_attention
 from longctx_lab.core.validate import check_int, check_optional_int, check_tensor
-from longctx_lab.kernels.config import SUPPORTED_HEAD_DIMS
 from longctx_lab.kernels.dispatch import SUPPORTED_DTYPES, flash_attention
 
 __all__ = ["KVCache", "cached_attention"]
@@ -48,9 +47,9 @@ def cached_attention(
     """Causal attention of ``q`` ``(n, heads, q_len, head_dim)`` over ``k``, ``v`` ``(n, kv_heads, kv_len, head_dim)``.
 
     Bottom-right aligned (query ``i`` at position ``i + kv_len - q_len``), optional ``window``. Runs the
-    dispatcher when it supports the dtype and head dim, else the reference (module docstring).
+    dispatcher when it supports the dtype (any head dim), else the reference (module docstring).
     """
-    if q.dtype in SUPPORTED_DTYPES and q.shape[-1] in SUPPORTED_HEAD_DIMS:
+    if q.dtype in SUPPORTED_DTYPES:
         return flash_attention(q, k, v, causal=True, window=window, scale=scale, backend=backend)
     return naive_attention(q, k, v, causal=True, window=window, scale=scale)
 

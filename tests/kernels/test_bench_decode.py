@@ -54,6 +54,19 @@ def test_rejects_bad_arguments(argv, pattern, tmp_path):
         bench.run(parse(["--out-dir", str(tmp_path), *argv]))
 
 
+def test_head_dim_takes_what_the_kernels_take(capsys):
+    from longctx_lab.cli.bench.attention import TRITON_HEAD_DIM_MAX
+    from longctx_lab.kernels.config import MAX_TRITON_HEAD_DIM
+
+    assert TRITON_HEAD_DIM_MAX == MAX_TRITON_HEAD_DIM
+    assert [parse(["--head-dim", d]).head_dim for d in ("1", "80", "96", "256")] == [1, 80, 96, 256]
+    for bad in ("0", "257", "x"):
+        with pytest.raises(SystemExit):
+            parse(["--head-dim", bad])
+        assert f"must be an integer in [1, 256] (the head dims of the Triton kernels), got '{bad}'" in (
+            capsys.readouterr().err)
+
+
 @pytest.mark.triton
 @pytest.mark.parametrize("impl", ["triton", "triton-paged", "sdpa"])
 @pytest.mark.parametrize("q_len", [1, 3])

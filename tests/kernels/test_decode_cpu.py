@@ -14,7 +14,16 @@ from decode_reference import assert_decode_rule, decode_reference, random_paged
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from longctx_lab.kernels.config import DECODE_HEAD_DIMS, decode_block_m, decode_kernel_config
+from longctx_lab.kernels.config import (
+    KERNELS,
+    MAX_TRITON_HEAD_DIM,
+    TILE_HEAD_DIMS,
+    decode_block_m,
+    decode_kernel_config,
+    kernel_config,
+    padded_head_dim,
+    triton_fits,
+)
 from longctx_lab.kernels.decode import MAX_SPLITS, MIN_TILES_PER_SPLIT, choose_num_splits
 from longctx_lab.kernels.decode_dispatch import (
     MAX_NUM_SPLITS,
@@ -78,7 +87,7 @@ def test_float64_runs_the_torch_path_and_matches_to_1e12(paged):
     assert torch.isneginf(lse[2]).all() and (out[2] == 0).all()  # the empty slot
 
 
-@pytest.mark.parametrize("head_dim", DECODE_HEAD_DIMS)
+@pytest.mark.parametrize("head_dim", [*TILE_HEAD_DIMS, 1, 8, 24, 80, 96, 320])
 def test_every_head_dim_on_the_torch_path(head_dim):
     q, k, v = make(1, 1, 2, 1, 12, head_dim, torch.float32, seed=head_dim)
     out, lse = decode_attention_with_lse(q, k, v, [12], backend="torch")
@@ -141,10 +150,6 @@ BAD = [
     (lambda: (torch.randn(2, 3, 1, 16), *contiguous()[1:]), {}, ValueError,
      r"q heads \(3\) must be a multiple of k/v heads \(2\)"),
     (lambda: (torch.randn(3, 4, 1, 16), *contiguous()[1:]), {}, ValueError, r"k must have batch 3"),
-    (lambda: contiguous(head_dim=24), {}, ValueError,
-     r"head_dim \(the last dimension of q, k and v\) must be one of \(16, 32, 64, 128, 256\), got 24"),
-    (lambda: contiguous(head_dim=512), {}, ValueError, r"head_dim .* got 512"),
-    (lambda: contiguous(head_dim=8), {}, ValueError, r"head_dim .* got 8"),
     (lambda: (*(t.int() for t in contiguous()[:3]), [3, 4], None), {}, TypeError,
      r"q must be a floating-point tensor"),
     (lambda: (*(t.to(torch.float8_e4m3fn) for t in contiguous()[:3]), [3, 4], None), {}, TypeError,
@@ -197,6 +202,15 @@ def test_bad_inputs(make_args, kwargs, error, pattern, backend):
         decode_attention_with_lse(q, k, v, lengths, block_table=table, backend=backend, **kwargs)
 
 
+def test_head_dim_past_256_runs_on_the_pytorch_path_and_is_refused_by_triton():
+    q, k, v, lengths, _ = contiguous(head_dim=300)
+    out, lse = decode_attention_with_lse(q, k, v, lengths)  # auto: the PyTorch path, interpreter or not
+    assert_decode_rule(out, lse, q, k, v, lengths)
+    with pytest.raises(ValueError, match=r"backend='triton' needs head_dim \(the last dimension of q, k and v\) "
+                                         r"<= 256, .* got head_dim 300"):
+        decode_attention(q, k, v, lengths, backend="triton")
+
+
 def test_bad_backend_name():
     with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'triton', 'torch'\), got 'cuda'"):
         decode_attention(*contiguous()[:4], backend="cuda")
@@ -228,18 +242,47 @@ def test_split_heuristic():
         choose_num_splits(0, 10, 16, 4)
 
 
+def test_padded_head_dim_is_the_next_power_of_two_from_16():
+    widths = {d: padded_head_dim(d) for d in range(1, MAX_TRITON_HEAD_DIM + 1)}
+    for d, w in widths.items():
+        assert w in TILE_HEAD_DIMS and w >= d and (w == 16 or w // 2 < d), (d, w)
+    assert [widths[d] for d in (1, 16, 17, 24, 40, 64, 80, 96, 129, 256)] == [16, 16, 32, 32, 64, 64, 128, 128,
+                                                                              256, 256]
+    with pytest.raises(ValueError, match=r"head_dim must be <= 256 on the Triton path .*, got 257; the PyTorch path"):
+        padded_head_dim(257)
+    with pytest.raises(ValueError, match=r"head_dim must be an integer >= 1, got 0"):
+        padded_head_dim(0)
+
+
+def test_only_float32_at_width_256_before_sm_80_does_not_fit():
+    for cc in (75, 80, 86, 90):
+        for d in (1, 64, 80, 128, 129, 256):
+            for elem in (2, 4):
+                assert triton_fits(cc, d, elem) == (cc >= 80 or elem == 2 or d <= 128), (cc, d, elem)
+
+
+@pytest.mark.parametrize("head_dim", [1, 24, 40, 80, 96, 200])
+def test_tiles_of_a_head_dim_are_those_of_its_padded_width(head_dim):
+    for kernel in KERNELS:
+        for cc in (None, 75, 80, 86, 90):
+            for elem in (2, 4):
+                assert kernel_config(kernel, cc, head_dim, elem) == kernel_config(kernel, cc, padded_head_dim(head_dim),
+                                                                                  elem)
+
+
 def test_decode_tile_table():
     assert [decode_block_m(r, 80, 128) for r in (1, 8, 16, 17, 64, 200)] == [16, 16, 16, 32, 64, 64]
     assert decode_block_m(100, 80, 256) == 32 and decode_block_m(100, None, 64) == 16
     for cc in (75, 80, 86, 90):
-        for d in DECODE_HEAD_DIMS:
+        for d in (*TILE_HEAD_DIMS, 24, 80, 200):
             for elem in (2, 4):
                 cfg = decode_kernel_config("decode_split", cc, d, elem)
-                stage = 2 * cfg.block_n * d * elem
+                assert cfg == decode_kernel_config("decode_split", cc, padded_head_dim(d), elem)
+                stage = 2 * cfg.block_n * padded_head_dim(d) * elem
                 budget = {75: 32, 80: 64, 86: 64, 90: 96}[cc] * 1024
                 assert 16 <= cfg.block_n <= 128 and stage * cfg.num_stages <= budget, (cc, d, elem, cfg)
     assert decode_kernel_config("decode_split", None, 64, 4).block_n == 16
-    with pytest.raises(ValueError, match=r"head_dim must be one of \(16, 32, 64, 128, 256\), got 48"):
-        decode_kernel_config("decode_split", 80, 48, 2)
+    with pytest.raises(ValueError, match=r"head_dim must be <= 256 on the Triton path .*, got 257"):
+        decode_kernel_config("decode_split", 80, 257, 2)
     with pytest.raises(ValueError, match=r"kernel must be one of \('decode_split', 'decode_merge'\), got 'fwd'"):
         decode_kernel_config("fwd", 80, 64, 2)

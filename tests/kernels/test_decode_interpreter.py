@@ -121,10 +121,15 @@ def test_many_rows_span_several_row_blocks(device):
     check(q, k, v, [45, 9], device, config={"block_m": 16})
 
 
-@pytest.mark.parametrize("head_dim", [64, 128, 256])
-def test_larger_head_dims(head_dim, device):
-    q, k, v, _ = make_case(1, 1, 2, 1, [40], head_dim, torch.float16, seed=head_dim)
-    check(q, k, v, [40], device, num_splits=2)
+@pytest.mark.parametrize("head_dim", [24, 40, 64, 80, 96, 128, 256])
+def test_head_dims_up_to_256(head_dim, device):
+    """Powers of two and head dims padded to the next one (24 -> 32, 40 -> 64, 80 and 96 -> 128): the padding
+    columns must stay out of q . k, of the split outputs (stored ``head_dim`` apart) and of the merge."""
+    q, k, v, gen = make_case(2, 1, 2, 2, [40, 23], head_dim, torch.float16, seed=head_dim)
+    check(q, k, v, [40, 23], device, num_splits=2, window=30)
+    q, k, v, gen = make_case(2, 1, 3, 1, [21, 9], head_dim, torch.float32, seed=head_dim + 1)
+    k_pool, v_pool, table = random_paged(k, v, [21, 9], 5, extra_blocks=1, gen=gen)
+    check(q, k_pool, v_pool, [21, 9], device, block_table=table)
 
 
 def test_result_does_not_depend_on_the_split_count(device):
@@ -249,6 +254,8 @@ NATIVE_CASES = [
     (2, 2, 8, 1, [20000, 5000], 128, None, 64),
     (3, 4, 2, 4, [2048, 2047, 100], 64, 512, None),
     (1, 1, 16, 1, [9000], 256, None, 16),
+    (2, 2, 4, 1, [3000, 1234], 80, None, 32),  # head dims padded to 128
+    (1, 2, 3, 2, [5000], 96, 700, None),
     (8, 2, 1, 2, [513] * 8, 32, 128, 256),
 ]
 

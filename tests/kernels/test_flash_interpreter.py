@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kernel_env import on_cuda
+from kernel_env import on_cuda, skip_where_triton_does_not_fit
 from mask_reference import visible_mask
 
 from longctx_lab.kernels import flash
@@ -65,6 +65,7 @@ def assert_flash_rule(name, ours, ref64, base, slack):
 
 def check_against_sdpa(batch, kv_heads, group, q_len, kv_len, head_dim, causal, window, dtype, config, seed,
                        device="cpu"):
+    skip_where_triton_does_not_fit(head_dim, dtype, device)
     gen = torch.Generator().manual_seed(seed)
     heads = kv_heads * group
     q = torch.randn(batch, heads, q_len, head_dim, generator=gen).to(dtype)
@@ -155,7 +156,16 @@ def test_causal_diagonal_off_tile_boundaries(shift, config, device):
                        device=device)
 
 
-#: Native only: head dims 64/128, the GPU's own tile configurations, sequences over many tiles.
+@pytest.mark.parametrize("head_dim", [24, 40, 80, 96, 256])
+@pytest.mark.parametrize("causal,window", [(True, 9), (False, None)])
+def test_head_dims_padded_to_a_power_of_two(head_dim, causal, window, device):
+    """Head dims that are not powers of two run in tiles padded to the next one (24 -> 32, 40 -> 64, 80 and
+    96 -> 128), the padding columns masked; 256 is the widest tile. Forward, LSE and the three gradients against
+    float64. Without a mask, keys 0..31 are interior tiles (the loads without a row mask) and 32..36 a ragged tail."""
+    check_against_sdpa(1, 1, 2, 20, 37, head_dim, causal, window, torch.float32, None, seed=head_dim, device=device)
+
+
+#: Native only: head dims 64/128 (and 80, 96, 256), the GPU's own tile configurations, sequences over many tiles.
 NATIVE_CASES = [
     # batch, kv_heads, group, q_len, kv_len, head_dim, causal, window
     (2, 2, 2, 1024, 1024, 64, True, None),
@@ -164,6 +174,9 @@ NATIVE_CASES = [
     (2, 4, 1, 512, 512, 128, False, None),
     (1, 2, 2, 513, 513, 64, False, 100),
     (1, 1, 8, 1, 2048, 128, True, None),  # one decode step over a long cache
+    (1, 2, 2, 700, 700, 80, True, None),  # head dims of real models padded to 128 (Phi-2: 80) and 256 (Gemma)
+    (1, 2, 4, 513, 1000, 96, True, 128),
+    (1, 1, 2, 600, 600, 256, False, None),
 ]
 
 
@@ -309,3 +322,6 @@ def test_run_forward_interpreted_subprocess_matches_in_process_kernel(device):
     assert torch.equal(out, ref_out) and torch.equal(lse, ref_lse)
     with pytest.raises(ValueError, match="block_m must be a power of two"):
         run_forward_interpreted(q, k, v, block_m=24)
+    wide = torch.zeros(1, 1, 4, 300)
+    with pytest.raises(ValueError, match=r"head_dim must be <= 256 on the Triton path .*, got 300"):
+        run_forward_interpreted(wide, wide, wide)

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from longctx_lab.kernels.aot import TARGET_CCS, format_table, variant_matrix
+from longctx_lab.kernels.aot import PADDED_HEAD_DIMS, TARGET_CCS, format_table, variant_matrix
 from longctx_lab.kernels.config import KERNELS, ROW_SHARED_MEMORY_LIMIT, SHARED_MEMORY_LIMIT, config_row
 
 pytestmark = pytest.mark.aot
@@ -49,3 +49,11 @@ def test_kernel_variants_compile_and_fit_shared_memory(cc, kernel, compile_env, 
     for r in records:
         entry = report["entries"][f"sm_{cc}/{r['key']}"]
         assert entry["shared"] == r["shared"] and entry["limit"] == limit
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_head_dims_of_real_models_are_compiled_for_one_architecture(kernel):
+    """80 and 96 (padded to 128-wide tiles, the padding masked) and 256 (the widest tiles), fp16, on sm_80 only."""
+    assert PADDED_HEAD_DIMS == (80, 96, 256)
+    assert {v.head_dim for v in variant_matrix(80, kernel)} >= set(PADDED_HEAD_DIMS)
+    assert not {v.head_dim for cc in (75, 90) for v in variant_matrix(cc, kernel)} & set(PADDED_HEAD_DIMS)

@@ -47,6 +47,6 @@ def test_decode_variants_compile_and_fit_shared_memory(cc, compile_env, report_p
 
 def test_decode_variant_matrix_is_small_and_rejects_other_kernels():
     sizes = {cc: sum(len(decode_variant_matrix(cc, k)) for k in DECODE_KERNELS) for cc in TARGET_CCS}
-    assert sizes == {75: 3, 80: 7, 90: 4}  # the aot stage's time budget: a handful per architecture
+    assert sizes == {75: 3, 80: 11, 90: 4}  # the aot stage's time budget: a handful per architecture
     with pytest.raises(ValueError, match=r"kernel must be one of \('decode_split', 'decode_merge'\), got 'fwd'"):
         decode_variant_matrix(80, "fwd")

@@ -40,6 +40,7 @@ slows both alike. ``dispatcher`` names what
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -58,6 +59,23 @@ DEFAULT_CPU_LENS = (512, 1024, 2048, 4096, 8192, 16384)
 CPU_COMPARE_SHAPES = (("target", 1, 4, 8192, 64), ("tiny-lm", 32, 4, 128, 16), ("tiny-lm", 32, 4, 512, 16))
 
 
+#: Largest head dim of the Triton kernels, ``longctx_lab.kernels.config.MAX_TRITON_HEAD_DIM`` (repeated so that
+#: ``--help`` imports no torch; tests/kernels/test_bench_decode.py checks that the two agree).
+TRITON_HEAD_DIM_MAX = 256
+
+
+def triton_head_dim(text: str) -> int:
+    """argparse type of ``--gpu-head-dim`` here and ``--head-dim`` of ``bench decode``: an int in 1..256."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= TRITON_HEAD_DIM_MAX:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer in [1, {TRITON_HEAD_DIM_MAX}] (the head dims of the Triton kernels), got {text!r}")
+    return value
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--part", choices=("all", "gpu", "cpu"), default="all", help="which part to run")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"), help="where the JSON goes")
@@ -65,7 +83,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--gpu-tokens", type=int, default=16384,
                         help="batch = max(1, tokens // n), so every length processes about as many tokens")
     parser.add_argument("--gpu-heads", type=int, default=16)
-    parser.add_argument("--gpu-head-dim", type=int, default=128, choices=(16, 32, 64, 128))
+    parser.add_argument("--gpu-head-dim", type=triton_head_dim, default=128)
     parser.add_argument("--gpu-dtypes", nargs="+", default=["float16", "bfloat16"], choices=("float16", "bfloat16"))
     parser.add_argument("--gpu-impls", nargs="+", default=list(GPU_IMPLS), choices=GPU_IMPLS)
     parser.add_argument("--cpu-lens", type=int, nargs="+", default=list(DEFAULT_CPU_LENS))

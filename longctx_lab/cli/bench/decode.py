@@ -29,7 +29,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from longctx_lab.cli.bench.attention import _driver_version, _header, _peak_spec, _write
+from longctx_lab.cli.bench.attention import _driver_version, _header, _peak_spec, _write, triton_head_dim
 
 IMPLS = ("triton", "triton-paged", "sdpa", "flash-attn", "flash-attn-paged")
 DEFAULT_CONTEXTS = (1024, 4096, 16384, 32768, 65536, 131072)
@@ -48,7 +48,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=list(DEFAULT_BATCHES), help="sequences per step")
     parser.add_argument("--heads", type=int, default=32)
     parser.add_argument("--kv-heads", type=int, default=8)
-    parser.add_argument("--head-dim", type=int, default=128, choices=(16, 32, 64, 128, 256))
+    parser.add_argument("--head-dim", type=triton_head_dim, default=128)
     parser.add_argument("--q-len", type=int, default=1, help="queries per sequence (1: plain decoding)")
     parser.add_argument("--page-size", type=int, default=256,
                         help="tokens per block of the paged caches (flash-attn needs a multiple of 256)")

@@ -32,11 +32,9 @@ Shapes, GQA, bottom-right alignment and windows follow docs/conventions.md. What
 - Refused, with an error naming the option: ``softcap``, ``dropout > 0``, ``output_attentions=True``,
   ``position_bias``, attention sinks (``s_aux``/``sinks``), a paged ``cache``, a bidirectional sliding window,
   and any other keyword this adapter does not know that is not ``None``/``False``.
-- Head dims: 16, 32, 64, 128 go to :func:`~longctx_lab.kernels.dispatch.flash_attention` (Triton on CUDA,
-  the tiled PyTorch path elsewhere). Others (80, 96, 256, ...) run only where the dispatcher would pick its
-  PyTorch path (CPU without ``TRITON_INTERPRET``, float64 anywhere): the adapter calls that path,
-  :func:`longctx_lab.attention.tiled.tiled_attention`, directly, since the dispatcher checks head dims for the
-  Triton kernels on every path. On the Triton path they are refused (:func:`kernel_for`).
+- Any head dim (64, 80, 96, 128, 256, ...): every call goes to :func:`~longctx_lab.kernels.dispatch.flash_attention`,
+  whose Triton kernels take head dims up to 256 (padded to a power of two) and whose PyTorch path takes any;
+  past 256 ``backend="auto"`` runs the PyTorch path and ``backend="triton"`` raises (the dispatcher's policy).
 """
 
 from __future__ import annotations
@@ -48,12 +46,10 @@ import math
 import torch
 
 from longctx_lab.attention.masks import build_mask
-from longctx_lab.attention.tiled import tiled_attention
 from longctx_lab.core.validate import check_number, check_optional_int, check_tensor
-from longctx_lab.kernels.config import SUPPORTED_HEAD_DIMS
-from longctx_lab.kernels.dispatch import BACKENDS, flash_attention, select_backend
+from longctx_lab.kernels.dispatch import BACKENDS, flash_attention
 
-__all__ = ["NAME", "attention_forward", "compare_with_sdpa", "kernel_for", "register"]
+__all__ = ["NAME", "attention_forward", "compare_with_sdpa", "register"]
 
 #: The ``attn_implementation`` name :func:`register` uses by default.
 NAME = "longctx_lab"
@@ -66,20 +62,6 @@ _IGNORED_KWARGS = frozenset(
 )
 
 _FALLBACK = "use attn_implementation='sdpa' or 'eager' for this model or input"
-
-
-def kernel_for(head_dim: int, backend: str) -> str:
-    """Which function runs a head dim on a backend (``select_backend``'s answer): ``"flash_attention"`` or
-    ``"tiled_attention"``; raises ``ValueError`` for a head dim the Triton kernels do not take."""
-    if head_dim in SUPPORTED_HEAD_DIMS:
-        return "flash_attention"
-    if backend == "torch":
-        return "tiled_attention"
-    raise ValueError(
-        f"head_dim must be one of {SUPPORTED_HEAD_DIMS} on the Triton path ({backend!r}), got {head_dim}: the "
-        f"kernels tile head dims that are powers of two up to 128. Run on CPU or in float64 (the PyTorch path "
-        f"takes any head dim), or {_FALLBACK}"
-    )
 
 
 def _refuse_unsupported(dropout, softcap, kwargs) -> None:
@@ -218,11 +200,7 @@ def attention_forward(
     else:
         kv_len = _check_mask(attention_mask, batch, heads, q_len, kv_len, causal, window)
         key, value = key[:, :, :kv_len], value[:, :, :kv_len]
-    chosen = select_backend(query, backend)
-    if kernel_for(head_dim, chosen) == "flash_attention":
-        out = flash_attention(query, key, value, causal=causal, window=window, scale=scale, backend=backend)
-    else:
-        out = tiled_attention(query, key, value, causal=causal, window=window, scale=scale)
+    out = flash_attention(query, key, value, causal=causal, window=window, scale=scale, backend=backend)
     return out.transpose(1, 2).contiguous(), None
 
 
