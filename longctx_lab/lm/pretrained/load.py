@@ -175,8 +175,16 @@ def load_pretrained(name: str, *, backend: str = "tinylm", dtype: torch.dtype = 
 
 
 def _scale_hf_rope(hf_model, name: str, scheme: str, params: dict) -> None:
-    """Set a ``transformers`` Llama's ``rope_parameters`` and rebuild its rotary embedding from them."""
+    """Set a ``transformers`` Llama's RoPE parameters and rebuild its rotary embedding from them (transformers 5:
+    ``config.rope_parameters``; 4.x, Colab's: ``config.rope_theta`` and ``config.rope_scaling``)."""
+    import transformers
+
     config = config_from_hf(hf_model.config, name=name)
-    hf_model.config.rope_parameters = hf_rope_parameters(config, scheme, **params)
+    rope = hf_rope_parameters(config, scheme, **params)
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        hf_model.config.rope_parameters = rope
+    else:
+        hf_model.config.rope_theta = rope.pop("rope_theta")
+        hf_model.config.rope_scaling = rope
     rotary = hf_model.model.rotary_emb
     hf_model.model.rotary_emb = type(rotary)(config=hf_model.config).to(rotary.inv_freq.device)
