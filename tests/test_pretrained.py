@@ -107,6 +107,15 @@ def test_helpers_missing(monkeypatch, tmp_path):
         load_pretrained(NAME)
 
 
+def test_transformers_missing_too(monkeypatch):
+    """A runtime-only install (the wheel check): transformers is missing as well, and the line says to add it."""
+    real = locate.importlib.util.find_spec
+    monkeypatch.setattr(locate.importlib.util, "find_spec",
+                        lambda m: None if m in ("transformers", "gguf") else real(m))
+    message = unavailable_message(NAME)
+    assert f"install it with `pip install transformers && {INSTALL}`" in message and "\n" not in message
+
+
 @pytest.mark.parametrize("kwargs, exc, words", [
     ({"dtype": torch.int8}, ValueError, "dtype must be one of ['torch.float32', 'torch.float64', 'torch.bfloat16', "
                                         "'torch.float16'], got torch.int8"),

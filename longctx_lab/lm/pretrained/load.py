@@ -148,7 +148,7 @@ def load_pretrained(name: str, *, backend: str = "tinylm", dtype: torch.dtype = 
     weights = weights_file(name)
     missing = missing_packages(_needed_modules(spec, weights, cache))
     if missing:
-        raise PretrainedUnavailableError(install_message(spec, f"the packages {missing} are not installed"))
+        raise PretrainedUnavailableError(install_message(spec, f"the packages {missing} are not installed", missing))
     hf_model = tokenizer = None
     if not cache:
         hf_model, tokenizer = _parse_gguf(weights, name)
