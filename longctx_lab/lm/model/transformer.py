@@ -4,8 +4,8 @@
 untouched). ``model(tokens)`` maps ``(batch, seq)`` int64 token ids to ``(batch, seq, vocab_size)`` logits.
 
 - Without caches: causal attention over ``tokens`` (positions ``0 .. seq - 1``, or ``positions``), through
-  :func:`longctx_lab.kernels.dispatch.flash_attention` (the dispatcher picks the implementation; head dims it
-  does not cover go to the float64-safe reference, :func:`longctx_lab.kvcache.cached_attention`).
+  :func:`longctx_lab.kvcache.cached_attention`: the dispatcher (:func:`longctx_lab.kernels.dispatch.flash_attention`,
+  any head dim) for the dtypes it supports, the float64-safe reference for the others.
 - With ``caches`` (one :class:`longctx_lab.kvcache.KVCache` per layer, from
   :func:`longctx_lab.lm.model.make_caches`): row ``i`` of ``tokens`` continues sequence ``seq_ids[i]``; its
   positions start at that sequence's cached length, every layer appends the new keys/values and attends over
