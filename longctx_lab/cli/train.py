@@ -15,7 +15,7 @@ out takes ``train``'s default, so the command records only what was typed), and 
 with the command line in its metadata. ``--eval-trials N`` then scores the model with
 :func:`longctx_lab.lm.niah.run_niah` at the training length(s) over 5 depths and stores the accuracy in the
 metadata (``metadata["eval"]``; with several tasks, ``metadata["eval"]["tasks"]`` holds one such summary per task,
-the ``cwe`` task at the training length(s) without depths). Bad input exits with status 2 and one line naming the
+the ``cwe`` task with ``depths`` ``[None]``). Bad input exits with status 2 and one line naming the
 argument.
 """
 
@@ -263,7 +263,7 @@ def run(args) -> int:
           f"final loss {sum(tail) / len(tail):.4f} (mean of the last {len(tail)} steps)")
     for summary in extra["eval"].get("tasks", [extra["eval"]]) if "eval" in extra else []:
         scores = ", ".join(f"{length}: {acc:.3f}" for length, acc in summary["by_length"].items())
-        cells = f"{args.eval_trials} trials" + (" x 5 depths" if summary["depths"] else "")
+        cells = f"{args.eval_trials} trials" + (" x 5 depths" if summary["depths"] != [None] else "")
         print(f"NIAH {summary['task']} accuracy by length ({cells}): {scores}")
     return 0
 
