@@ -198,3 +198,62 @@ def test_shipped_checkpoint_records_a_command_the_cli_parses():
     args = build_parser().parse_args(words[1:])
     assert args.command == "train" and args.func.__module__ == "longctx_lab.cli.train"
     assert meta["train"]["task"] == "passkey"
+
+
+# ------------------------------------------------------------------ several tasks
+def _first_step_loss(task: str, options: dict) -> float:
+    """Cross-entropy of the seed-0 TINY model on step 0's batch of ``task``: what train's first loss must be."""
+    tokens, targets = make_batch(task, 48, QUICK["batch_size"], seed=0, step=0, task_options=options)
+    with torch.no_grad():
+        logits = TinyLM(TINY, seed=0)(tokens)
+    return float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE))
+
+
+def test_several_tasks_train_in_turn_each_with_the_options_it_takes(tmp_path):
+    run = {**QUICK, "seq_len": 48, "steps": 6}
+    for tasks in (["passkey", "cwe", "multikey"], ["cwe", "passkey"]):
+        result = train(TINY, task=tasks, task_options={"n_digits": 2}, **run)
+        assert result.args["task"] == tasks and len(result.losses) == 6
+        first = tasks[0]
+        expected = _first_step_loss(first, {} if first == "cwe" else {"n_digits": 2})  # cwe takes no n_digits
+        assert result.losses[0] == pytest.approx(expected, rel=1e-5)
+    meta = load_metadata(result.save(tmp_path / "multi", command="test"))
+    by_task = meta["final_loss_by_task"]
+    assert list(by_task) == ["cwe", "passkey"]
+    assert by_task["cwe"] == pytest.approx(sum(result.losses[0::2]) / 3)  # steps 0, 2, 4 trained cwe
+    assert by_task["passkey"] == pytest.approx(sum(result.losses[1::2]) / 3)
+    assert "final_loss_by_task" not in load_metadata(train(TINY, **QUICK).save(tmp_path / "one", command="t"))
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"task": []}, "task must be a task name or a non-empty list"),
+    ({"task": ["passkey", "passkey"]}, "distinct"),
+    ({"task": ["passkey", "haystack"]}, "task must be one of"),
+    ({"task": ["passkey", "cwe"], "task_options": {"n_keys": 2}}, "task_options must be options of the listed"),
+])
+def test_several_tasks_bad_input_is_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train(TINY, **{**QUICK, "seq_len": 48, **kwargs})
+
+
+def test_shipped_multitask_checkpoint_saw_every_format_and_its_record_reproduces():
+    from longctx_lab.cli import build_parser
+    from longctx_lab.lm.model import shipped_checkpoint
+    from longctx_lab.lm.tasks import TASKS
+
+    try:
+        directory = shipped_checkpoint("multitask-128")
+    except ValueError:
+        pytest.skip("longctx_lab/lm/checkpoints/multitask-128 is absent (not trained yet)")
+    meta = load_metadata(directory)
+    assert meta["train"]["task"] == list(TASKS) and meta["train"]["init"].endswith("passkey-128")
+    args = build_parser().parse_args(shlex.split(meta["command"])[1:])
+    assert args.task == list(TASKS) and args.steps == meta["train"]["steps"]
+    model = TinyLMAdapter(load_model(directory))
+    for rec in meta["eval"]["tasks"]:
+        if rec["task"] not in ("passkey", "multikey"):
+            continue  # two tasks are enough to check the record; the others cost time
+        col = rec["lengths"].index(128)
+        again = run_niah(model, rec["task"], lengths=[128], depths=rec["depths"], trials=rec["trials"],
+                         seed=rec["seed"], show_progress=False, **rec["options"])
+        assert [row[0] for row in again.accuracy] == [row[col] for row in rec["accuracy"]]

@@ -107,3 +107,35 @@ def test_shape_defaults_are_the_passkey_model():
     assert config.max_positions == max(PASSKEY_RECIPE["seq_len"]) and config.sliding_window == (None,) * config.n_layers
     wider = build_config(build_parser().parse_args(["train", "--out", "x", "--d-model", "32", "--seq-len", "32:96"]))
     assert (wider.d_model, wider.mlp_hidden, wider.max_positions, wider.name) == (32, 4 * 32, 96, "passkey-96")
+
+
+def test_several_tasks_record_a_task_list_and_an_eval_per_task(tmp_path, capsys):
+    out = tmp_path / "multi"
+    argv = ["train", "--out", str(out), "--steps", "2", "--task", "passkey,cwe", "--task-option", "n_digits=2",
+            "--eval-trials", "1", *SHAPE, "--layers", "1", "--seq-len", "48", *RUN]
+    assert main(argv) == 0
+    meta = load_metadata(out)
+    assert meta["train"]["task"] == ["passkey", "cwe"] and meta["train"]["task_options"] == {"n_digits": 2}
+    assert load_model(out).config.name == "multi-48"
+    evals = meta["eval"]["tasks"]
+    assert [e["task"] for e in evals] == ["passkey", "cwe"]
+    assert evals[0]["options"] == {"n_digits": 2} and evals[1]["depths"] == [None]  # cwe: no needle, no depth
+    printed = capsys.readouterr().out
+    assert "NIAH passkey accuracy by length (1 trials x 5 depths)" in printed
+    assert "NIAH cwe accuracy by length (1 trials)" in printed
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    (["--task", "passkey,nope"], "--task"),
+    (["--task", "passkey,passkey"], "--task"),
+    (["--task", "passkey,cwe", "--task-option", "n_keys=2"], "--task-option"),
+    (["--task", "passkey,cwe", "--seq-len", "52"], "--seq-len"),  # cwe cannot fill 52 tokens with 3 common words
+])
+def test_several_tasks_bad_arguments_exit_2(tmp_path, capsys, extra, named):
+    with pytest.raises(SystemExit) as info:
+        raise SystemExit(main(["train", "--out", str(tmp_path / "x"), *SHAPE, "--layers", "1", "--seq-len", "48",
+                               *RUN, *extra]))
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert named in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()

@@ -3,7 +3,8 @@
 
 ::
 
-    longctx-lab train --out DIR [--task passkey] [--seq-len 128 | --seq-len 32:128] [--steps N] [--batch-size B]
+    longctx-lab train --out DIR [--task passkey | --task passkey,multikey,...] [--seq-len 128 | --seq-len 32:128]
+                      [--steps N] [--batch-size B]
                       [--lr LR] [--warmup N] [--seed S] [--d-model D --layers N --heads H --kv-heads K ...]
                       [--task-option n_digits=3] [--init CHECKPOINT] [--threads T] [--eval-trials N]
 
@@ -13,7 +14,9 @@ It builds the :class:`~longctx_lab.lm.model.LMConfig` from the shape flags (voca
 out takes ``train``'s default, so the command records only what was typed), and saves the checkpoint to ``--out``
 with the command line in its metadata. ``--eval-trials N`` then scores the model with
 :func:`longctx_lab.lm.niah.run_niah` at the training length(s) over 5 depths and stores the accuracy in the
-metadata (``metadata["eval"]``). Bad input exits with status 2 and one line naming the argument.
+metadata (``metadata["eval"]``; with several tasks, ``metadata["eval"]["tasks"]`` holds one such summary per task,
+the ``cwe`` task with ``depths`` ``[None]``). Bad input exits with status 2 and one line naming the
+argument.
 """
 
 from __future__ import annotations
@@ -73,6 +76,17 @@ def task_option(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"must be NAME=INTEGER with an integer >= 1, got {text!r}") from None
 
 
+def task_list(text: str) -> str | list[str]:
+    """argparse type: one task name, or several comma-separated (multi-task training, in turn)."""
+    from longctx_lab.lm.tasks import TASKS
+
+    names = [t.strip() for t in text.split(",")]
+    if any(t not in TASKS for t in names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"must be one of {list(TASKS)} or a comma-separated list of distinct ones, "
+                                         f"got {text!r}")
+    return names[0] if len(names) == 1 else names
+
+
 def _train_defaults() -> dict:
     from longctx_lab.lm.train import train
 
@@ -98,7 +112,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     d = _train_defaults()
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write (config.json, model.pt)")
-    p.add_argument("--task", choices=TASKS, default=None, help=f"synthetic task (default {d['task']})")
+    p.add_argument("--task", type=task_list, default=None, metavar="TASK[,TASK...]",
+                   help=f"synthetic task among {', '.join(TASKS)}, or several comma-separated, trained in turn "
+                        f"(default {d['task']})")
     p.add_argument("--task-option", type=task_option, action="append", default=None, metavar="NAME=INT",
                    help="a task option for make_sample, e.g. n_digits=3 (repeatable)")
     p.add_argument("--seq-len", type=parse_seq_len, default=None, metavar="N|LO:HI",
@@ -165,6 +181,7 @@ def build_config(args):
     seq_len = args.seq_len if args.seq_len is not None else d["seq_len"]
     hi = seq_len[1] if isinstance(seq_len, tuple) else seq_len
     task = args.task or d["task"]
+    task = task if isinstance(task, str) else "multi"
     if args.init is not None:
         try:
             fields = load_model(args.init).config.to_dict()
@@ -184,21 +201,24 @@ def build_config(args):
     return LMConfig.from_dict(fields)
 
 
-def check_task_input(task: str, task_options: dict | None, seq_len) -> str | None:
-    """``None`` if ``task`` takes ``task_options`` and a context of ``seq_len`` (its shortest) holds its
-    needles; else the error line, naming ``--task-option`` or ``--seq-len``."""
+def check_task_input(task, task_options: dict | None, seq_len) -> str | None:
+    """``None`` if ``task`` (a name or a list of names) takes ``task_options`` and a context of ``seq_len`` (its
+    shortest) holds its needles; else the error line, naming ``--task-option`` or ``--seq-len``."""
     from longctx_lab.lm.tasks import NEEDLE_TASKS, make_sample
+    from longctx_lab.lm.train.loop import check_tasks, options_for
 
-    depth = 0.0 if task in NEEDLE_TASKS else None
-    try:
-        make_sample(task, 4096, depth, **(task_options or {}))
-    except (TypeError, ValueError) as e:
-        return f"argument --task-option: {e}"
-    try:
-        make_sample(task, seq_len[0] if isinstance(seq_len, (tuple, list)) else seq_len, depth,
-                    **(task_options or {}))
-    except (TypeError, ValueError) as e:
-        return f"argument --seq-len: {e}"
+    tasks = check_tasks(task)
+    for t in tasks:
+        depth = 0.0 if t in NEEDLE_TASKS else None
+        try:
+            options = options_for(t, tasks, task_options)
+            make_sample(t, 4096, depth, **options)
+        except (TypeError, ValueError) as e:
+            return f"argument --task-option: {e}"
+        try:
+            make_sample(t, seq_len[0] if isinstance(seq_len, (tuple, list)) else seq_len, depth, **options)
+        except (TypeError, ValueError) as e:
+            return f"argument --seq-len: {e}"
     return None
 
 
@@ -241,24 +261,31 @@ def run(args) -> int:
     tail = result.losses[-10:]
     print(f"wrote {out}/ (config.json, model.pt): {len(result.losses)} steps in {result.seconds:.1f} s, "
           f"final loss {sum(tail) / len(tail):.4f} (mean of the last {len(tail)} steps)")
-    if "eval" in extra:
-        scores = ", ".join(f"{length}: {acc:.3f}" for length, acc in extra["eval"]["by_length"].items())
-        print(f"NIAH {extra['eval']['task']} accuracy by length ({args.eval_trials} trials x 5 depths): {scores}")
+    for summary in extra["eval"].get("tasks", [extra["eval"]]) if "eval" in extra else []:
+        scores = ", ".join(f"{length}: {acc:.3f}" for length, acc in summary["by_length"].items())
+        cells = f"{args.eval_trials} trials" + (" x 5 depths" if summary["depths"] != [None] else "")
+        print(f"NIAH {summary['task']} accuracy by length ({cells}): {scores}")
     return 0
 
 
 def evaluate(result, *, trials: int, seed: int = 0, show_progress: bool = False) -> dict:
     """:func:`~longctx_lab.lm.niah.run_niah` of ``result.model`` on its training task and options at its training
-    length(s) (both ends of a range), 5 depths, ``trials`` per cell; a JSON-able summary."""
+    length(s) (both ends of a range), 5 depths, ``trials`` per cell; a JSON-able summary. Trained on several
+    tasks: ``{"tasks": [one summary per task]}``."""
     from longctx_lab.lm.niah import TinyLMAdapter, run_niah
     from longctx_lab.lm.tasks import NEEDLE_TASKS
+    from longctx_lab.lm.train.loop import check_tasks, options_for
 
     a = result.args
     seq_len = a["seq_len"]
     lengths = sorted({seq_len[0], seq_len[1]}) if isinstance(seq_len, list) else [seq_len]
-    depths = (0.0, 0.25, 0.5, 0.75, 1.0) if a["task"] in NEEDLE_TASKS else None
-    niah = run_niah(TinyLMAdapter(result.model), a["task"], lengths=lengths, depths=depths, trials=trials, seed=seed,
-                    show_progress=show_progress, **a["task_options"])
-    return {"task": niah.task, "lengths": niah.lengths, "depths": niah.depths, "trials": trials, "seed": seed,
-            "options": niah.options, "accuracy": niah.accuracy,
-            "by_length": {str(k): v for k, v in niah.by_length().items()}}
+    tasks = check_tasks(a["task"])
+    summaries = []
+    for task in tasks:
+        depths = (0.0, 0.25, 0.5, 0.75, 1.0) if task in NEEDLE_TASKS else None
+        niah = run_niah(TinyLMAdapter(result.model), task, lengths=lengths, depths=depths, trials=trials, seed=seed,
+                        show_progress=show_progress, **options_for(task, tasks, a["task_options"]))
+        summaries.append({"task": niah.task, "lengths": niah.lengths, "depths": niah.depths, "trials": trials,
+                          "seed": seed, "options": niah.options, "accuracy": niah.accuracy,
+                          "by_length": {str(k): v for k, v in niah.by_length().items()}})
+    return summaries[0] if isinstance(a["task"], str) else {"tasks": summaries}

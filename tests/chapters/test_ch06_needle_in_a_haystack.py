@@ -204,20 +204,13 @@ def test_prompt_anatomy_roles_follow_the_sample():
     assert f"starts at context index {start - 1}" in fig.axes[0].get_title()
 
 
-def test_grid_panels_are_legible_at_book_width():
+def test_legible_raises_small_text_to_book_size():
     import matplotlib
 
     matplotlib.use("Agg")
     from longctx_lab.core.display import smallest_text_points
-    from longctx_lab.course.diagrams.ch06_needle_in_a_haystack import legible, plot_grid_panels
-    from longctx_lab.lm.extension.summary import load_results, method_spread
+    from longctx_lab.course.diagrams.ch06_needle_in_a_haystack import legible
 
-    spreads = method_spread(load_results()["experiments"]["scaling"]["seeds"])
-    fig = plot_grid_panels(spreads, ["none", "pi", "ntk", "dynamic", "yarn"])
-    assert fig.get_figwidth() <= 7.5 and smallest_text_points(fig) >= 9
-    assert len([ax for ax in fig.axes if ax.images]) == 5
-    with pytest.raises(ValueError, match="missing"):
-        plot_grid_panels(spreads, ["nope"])
     small = matplotlib.figure.Figure()
     small.add_subplot().set_title("x", fontsize=6)
     assert smallest_text_points(legible(small)) >= 9

@@ -44,10 +44,12 @@ def test_quiz_keys_match_hand_arithmetic():
     c = 8192 // 8
     assert imbalance == pytest.approx(_causal_pairs(c, (7,)) / _causal_pairs(c, (0,)))
     assert ring_bytes == 7 * 2 * 8 * 128 * (131_072 // 8) * 2  # P - 1 blocks of K and V, bf16
-    # Llama 3.1 8B at token 131,072: 4 FLOPs per (head, dim, key) per layer for scores and values, over the total
+    # Llama 3.1 8B at token 131,072: 4 FLOPs per (head, dim, key) per layer for scores and values, plus the
+    # Q/K/V/O projections, over those plus the MLP (the chapter's one definition of attention's share)
     scores = 4 * 32 * 32 * 128 * 131_072
-    weights = 2 * (32 * (4096 * 4096 * 2 + 4096 * 1024 * 2) + 32 * 3 * 4096 * 14336 + 4096 * 128_256)
-    assert share == pytest.approx(scores / (scores + weights), rel=1e-3)
+    projections = 2 * 32 * (4096 * 4096 * 2 + 4096 * 1024 * 2)
+    mlp = 2 * 32 * 3 * 4096 * 14336
+    assert share == pytest.approx((scores + projections) / (scores + projections + mlp), rel=1e-3)
     # c* = kv_heads * b * F / (2 * heads * B): 8 * 2 * 400e12 / (2 * 32 * 100e9)
     assert cstar == pytest.approx(8 * 2 * 400e12 / (2 * 32 * 100e9))
     assert_quiz_keys(QUIZ)
@@ -154,7 +156,7 @@ def test_ring_diagram_shows_the_schedule_it_is_given():
     fig = draw_ring_schedule(schedule, work)
     texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
     assert fig.get_figwidth() <= 7.5 and _smallest_font(fig) >= 9
-    assert "(3) idle" in texts and "15" in texts  # rank 3's total, 3 + 4 + 4 + 4
+    assert "3: skip" in texts and "15" in texts  # block 3 is all future for rank 0; rank 3's total, 3 + 4 + 4 + 4
     plt.close(fig)
     fig = draw_layout_grids({"plain": (schedule, work), "zigzag": ([[(0, 7)] * 4] * 4, [[5] * 4] * 4)})
     assert "0,7" in [t.get_text() for t in fig.findobj(matplotlib.text.Text)]

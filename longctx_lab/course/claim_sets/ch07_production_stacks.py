@@ -14,6 +14,7 @@ from __future__ import annotations
 from longctx_lab.core.configs import LLAMA3_70B, LLAMA31_70B, LLAMA31_405B, TPU_V5P
 from longctx_lab.core.cost import GB, attention_flops, prefill_flops
 from longctx_lab.course.claims import SEED_PRODUCTION, ClaimCheck, check_stated_number, check_statement
+from longctx_lab.course.stacks import attention_share_curve
 from longctx_lab.distributed.cost_model import article_example
 from longctx_lab.distributed.layouts import work_per_rank
 from longctx_lab.lm.hf.planner import plan
@@ -145,8 +146,9 @@ def stack_claims() -> list[ClaimCheck]:
             verdict="correct", source=SEED_PRODUCTION,
             evidence=f"{llama.model} at {llama.context:,} tokens: weights {llama.weights_bytes / GB:.0f} GB, KV cache "
             f"{llama.kv_bytes_per_sequence / GB:.1f} GB with GQA (8x less than MHA), attention "
-            f"{llama.flops_per_token['attention_scores'] / llama.flops_per_token['total']:.0%} of the last token's "
-            "FLOPs; the chapter's table maps each technique to the one quantity it changes",
+            f"{attention_share_curve('llama3.1-70b', [llama.context])[0]:.0%} of the last token's attention + MLP "
+            "FLOPs (attention's share, as section 2 defines it); the chapter's table maps each technique to the one "
+            "quantity it changes",
             explanation="Each technique moves one number: RoPE scaling the usable positions, GQA and quantization "
             "the cache bytes, FlashAttention the memory of the scores, windows the FLOPs, sequence parallelism the "
             "per-device share. None moves all of them."),

@@ -1,4 +1,5 @@
-"""Chapter 6's explanatory diagrams: a needle-in-a-haystack prompt's anatomy, and the recorded grids at book width.
+"""Chapter 6's explanatory diagrams: a needle-in-a-haystack prompt's anatomy, and data plots made legible at book
+width.
 
 Public API (one line each):
 
@@ -6,13 +7,11 @@ Public API (one line each):
   (``"bos"``, ``"filler"``, ``"needle"``, ``"question"``), then ``"answer"`` for each answer token.
 - ``draw_prompt_anatomy(sample, *, per_row=12) -> Figure``: the prompt's tokens as boxes, coloured by role, wrapped
   in rows, the needle's start index and depth in the title, the answer the model must generate in dashed boxes.
-- ``plot_grid_panels(spreads, methods, *, ncols=3, title="") -> Figure``: one depth x length heatmap per method
-  (``spreads`` as :func:`longctx_lab.lm.extension.summary.method_spread` returns), ``ncols`` per row, text 9 pt.
 - ``legible(fig, min_points=9, max_width=7.5) -> Figure``: raise every text of ``fig`` smaller than ``min_points``
   to it, and narrow a figure wider than ``max_width`` inches (the book's width), for the package's data plots.
 
-Everything drawn comes from the objects passed in (a generated sample, the recorded spreads), so the pictures show
-the numbers the chapter's cells print.
+Everything drawn comes from the objects passed in (a generated sample, a figure), so the pictures show the numbers
+the chapter's cells print.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from matplotlib.patches import Rectangle
 
 from longctx_lab.lm.tasks import VOCAB
 
-__all__ = ["draw_prompt_anatomy", "legible", "plot_grid_panels", "token_roles"]
+__all__ = ["draw_prompt_anatomy", "legible", "token_roles"]
 
 ROLE_COLOURS = {"bos": "#bbbbbb", "filler": "#f2f2f2", "needle": "#f4a261", "question": "#8ecae6",
                 "answer": "#ffffff"}
@@ -68,35 +67,6 @@ def draw_prompt_anatomy(sample, *, per_row: int = 12):
     ax.set_xlim(-0.1, per_row + 0.1)
     ax.set_ylim(-rows - 0.3, 1.0)
     ax.set_axis_off()
-    fig.tight_layout()
-    return fig
-
-
-def plot_grid_panels(spreads: dict, methods, *, ncols: int = 3, title: str = ""):
-    """Mean accuracy over seeds, one depth x length panel per method, ``ncols`` panels a row, 9-pt text."""
-    methods = list(methods)
-    missing = [m for m in methods if m not in spreads]
-    if not methods or missing:
-        raise ValueError(f"methods must be recorded in spreads, missing {missing or 'all'}")
-    nrows = (len(methods) + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(7.5, 2.5 * nrows + 0.5), squeeze=False)
-    for ax, m in zip(axes.flat, methods):
-        s = spreads[m]
-        ax.imshow(s["mean_accuracy"], cmap="RdYlGn", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-        ax.set_xticks(range(len(s["lengths"])), [str(n) for n in s["lengths"]], fontsize=9)
-        ax.set_yticks(range(len(s["depths"])), [f"{d:g}" for d in s["depths"]], fontsize=9)
-        for i, row in enumerate(s["mean_accuracy"]):
-            for j, a in enumerate(row):
-                ax.text(j, i, f"{a:.1f}", ha="center", va="center", fontsize=9)
-        ax.grid(False)
-        ax.set_title(m, fontsize=10)
-    for ax in axes.flat[len(methods):]:
-        ax.set_axis_off()
-    for ax in axes[:, 0]:
-        ax.set_ylabel("needle depth", fontsize=9)
-    fig.supxlabel("context length (tokens)", fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -47,7 +47,7 @@ def _grid(ax, schedule, work, peak, title):
             share = work[s][r] / peak if peak else 0.0
             face = (1, 1, 1) if share == 0 else _blend(share)
             ax.add_patch(Rectangle((s, ranks - 1 - r), 0.96, 0.92, facecolor=face, edgecolor="#777777", lw=0.6))
-            text = _label(schedule[s][r]) if share else f"({_label(schedule[s][r])}) idle"
+            text = _label(schedule[s][r]) if share else f"{_label(schedule[s][r])}: skip"
             ax.text(s + 0.48, ranks - 1 - r + 0.46, text, ha="center", va="center", fontsize=9,
                     color="white" if share > 0.55 else "black")
     totals = [sum(work[s][r] for s in range(steps)) for r in range(ranks)]

@@ -16,7 +16,8 @@ _P, _N = 8, 131_072
 _RING_BYTES = ring_communication(_N, _P, kv_heads=8, head_dim=128, dtype="bf16").forward_bytes
 
 _LLAMA8B = plan("llama-3.1-8b", context=131_072).flops_per_token
-_SCORES_SHARE = _LLAMA8B["attention_scores"] / _LLAMA8B["total"]
+_ATTENTION = _LLAMA8B["attention_proj"] + _LLAMA8B["attention_scores"]
+_SHARE = _ATTENTION / (_ATTENTION + _LLAMA8B["mlp"])  # the chapter's one "attention share" (section 2)
 
 # c*: tokens per device above which a ring step's K/V transfer hides behind its attention. 8 of 32 heads share
 # K/V (GQA) vs every head its own: the message per token shrinks 4x, so does c*.
@@ -100,13 +101,16 @@ QUIZ = Quiz(
             computed_by="ring_communication(131072, 8, kv_heads=8, head_dim=128, dtype='bf16').forward_bytes",
         ),
         NumericQuestion(
-            prompt="Llama 3.1 8B reads token 131,072 (forward pass). What fraction (0-1) of that token's FLOPs are "
-            "attention scores and values (q k^T and p v), as the planner counts them?",
-            answer=_SCORES_SHARE,
+            prompt="Llama 3.1 8B reads token 131,072 (forward pass). What is attention's share (0-1) of that token's "
+            "FLOPs, as section 2 defines it: attention (its Q/K/V/O projections plus q k^T and p v) over attention "
+            "plus MLP, as the planner counts them?",
+            answer=_SHARE,
             rel_tol=0.01,
-            explanation="4 x 32 layers x 32 heads x 128 x 131,072 = 6.9e10 FLOPs of attention against 1.5e10 for "
-            "every weight matrix: at 128K attention is most of the work, at 8K it is a small part.",
-            computed_by="plan('llama-3.1-8b', context=131072).flops_per_token: attention_scores / total",
+            explanation="Scores and values: 4 x 32 layers x 32 heads x 128 x 131,072 = 6.9e10 FLOPs; projections "
+            "2.7e9; MLP 1.1e10. (6.9e10 + 2.7e9) / (that + 1.1e10) = 0.86: at 128K attention is most of the work, "
+            "at 8K a small part.",
+            computed_by="attention_share_curve('llama3.1-8b', [131072]) (plan(...).flops_per_token: "
+            "(attention_proj + attention_scores) / (those + mlp))",
         ),
         ChoiceQuestion(
             prompt="Two devices each computed softmax attention of the same query over half of the keys, giving "

@@ -10,6 +10,11 @@ the current count): the same arguments on the same machine give bit-identical we
 counts may round differently (float32 reductions are split differently), which is why the count is
 recorded in :attr:`TrainResult.args`.
 
+``task`` may be a list of tasks (multi-task training): step ``s`` trains on ``task[s % len(task)]`` (round
+robin, one task per batch, since a batch has one prompt length); each entry of ``task_options`` goes to every
+listed task that takes it (``n_digits`` to the needle tasks, not to ``cwe``) and one that no listed task takes
+raises ``ValueError``.
+
 ``init`` continues from an existing model (fine-tuning, e.g. progressive context extension): a
 :class:`TinyLM` or a checkpoint directory; its weights are copied into a model built from ``config``,
 whose shape must match (only ``rope_*``, ``max_positions``, ``name`` and ``init_std`` may differ) and
@@ -39,6 +44,12 @@ Longer runs over contexts of 32-128 tokens (exact match over 5 depths x 20 trial
   job; the shipped command (2 threads) took 166 s on the idle machine and gave bit-identical weights to the
   shipped run (``benchmarks/results/train-passkey-128.json``). The narrow model's steps are about 2.5x
   cheaper, which more than pays for the extra steps it needs.
+
+The shipped ``multitask-128`` (chapter 6, section 9) is ``passkey-128`` fine-tuned on all six tasks in turn: 1500
+steps (250 a task), lr 3e-3, contexts of 64-128 tokens (``cwe`` cannot lay out 52 or 53 tokens with three common
+words, nor fewer than 41), 3-digit values; its command, time and per-task scores are in
+``benchmarks/results/train-multitask-128.json``. A probe of the same arguments gave passkey 1.00, multikey 0.2 and
+0 on the other tasks at 128 tokens: within this budget only the task closest to passkey is partly learned.
 """
 
 from __future__ import annotations
@@ -57,9 +68,10 @@ from longctx_lab.core.display import progress
 from longctx_lab.core.validate import check_bool, check_int, check_number
 from longctx_lab.lm.model import LMConfig, TinyLM, load_model, save_model
 from longctx_lab.lm.tasks import VOCAB, check_task
+from longctx_lab.lm.tasks.generators import DEFAULTS as TASK_OPTIONS
 from longctx_lab.lm.train.data import IGNORE, check_seq_len, make_batch
 
-__all__ = ["PASSKEY_MODEL", "PASSKEY_RECIPE", "TrainResult", "train"]
+__all__ = ["PASSKEY_MODEL", "PASSKEY_RECIPE", "TrainResult", "check_tasks", "options_for", "train"]
 
 #: The shape of the course's passkey model (``LMConfig`` fields besides ``vocab_size`` and ``max_positions``):
 #: ``longctx-lab train``'s shape defaults (the chapter-6 experiments pin their own: ``extension.experiments``).
@@ -84,12 +96,20 @@ class TrainResult:
 
     def save(self, directory, *, command: str | None = None, extra: dict | None = None) -> Path:
         """Write the checkpoint (:func:`longctx_lab.lm.model.save_model`) with ``metadata`` = the training
-        arguments, the final loss (mean of the last 10 steps), the seconds, the versions and ``command``
+        arguments, the final loss (mean of the last 10 steps; trained on several tasks, also
+        ``final_loss_by_task``, the mean of each task's last 10 steps), the seconds, the versions and ``command``
         (default: this process's ``sys.argv``)."""
         from longctx_lab.core.environment import package_versions
 
         tail = self.losses[-10:]
+        by_task = {}
+        if isinstance(self.args.get("task"), list):  # multi-task: step s trained task[s % len(task)]
+            tasks = self.args["task"]
+            for i, t in enumerate(tasks):
+                mine = self.losses[i::len(tasks)][-10:]
+                by_task[t] = sum(mine) / len(mine) if mine else None
         metadata = {"train": self.args, "final_loss": sum(tail) / len(tail), "seconds": round(self.seconds, 1),
+                    **({"final_loss_by_task": by_task} if by_task else {}),
                     "command": command if command is not None else shlex.join(sys.argv), "versions": package_versions(),
                     **(extra or {})}
         return save_model(self.model, directory, metadata=metadata)
@@ -117,6 +137,27 @@ def _initial_model(config: LMConfig, init, seed: int) -> TinyLM:
     return model
 
 
+def check_tasks(task) -> list[str]:
+    """``task`` (one task name, or a non-empty list/tuple of distinct names) as a list of task names."""
+    if isinstance(task, str):
+        return [check_task(task)]
+    if not isinstance(task, (list, tuple)) or not task or len(set(task)) != len(task):
+        raise ValueError(f"task must be a task name or a non-empty list of distinct task names, got {task!r}")
+    return [check_task(t) for t in task]
+
+
+def options_for(task: str, tasks: list[str], task_options: dict | None) -> dict:
+    """The entries of ``task_options`` that ``task`` takes when training on ``tasks`` (all of them for a single
+    task, so that a wrong option fails in ``make_sample``); ``ValueError`` for an option no listed task takes."""
+    options = dict(task_options or {})
+    if len(tasks) == 1:
+        return options
+    unused = sorted(k for k in options if not any(k in TASK_OPTIONS[t] for t in tasks))
+    if unused:
+        raise ValueError(f"task_options must be options of the listed tasks {tasks}, got {unused}")
+    return {k: v for k, v in options.items() if k in TASK_OPTIONS[task]}
+
+
 def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
     if step < warmup:
         return lr * (step + 1) / warmup
@@ -131,15 +172,16 @@ def train(config: LMConfig, *, task: str = PASSKEY_RECIPE["task"], seq_len=PASSK
           task_options: dict | None = None, threads: int | None = None, show_progress: bool = True) -> TrainResult:
     """Train ``config``'s model on ``task`` for ``steps`` steps of ``batch_size`` samples (module docstring).
 
-    ``seq_len``: the context length of every step (int) or a ``(lo, hi)`` range drawn per step (variable-length
-    training). ``task_options`` go to :func:`longctx_lab.lm.tasks.make_sample` (e.g. ``{"n_digits": 5}``).
+    ``task``: one task, or a list of tasks trained in turn (multi-task, module docstring). ``seq_len``: the
+    context length of every step (int) or a ``(lo, hi)`` range drawn per step (variable-length training).
+    ``task_options`` go to :func:`longctx_lab.lm.tasks.make_sample` (e.g. ``{"n_digits": 5}``).
     Returns a :class:`TrainResult`; raises ``ValueError`` if a loss becomes NaN or infinite (the step is named).
     """
     if not isinstance(config, LMConfig):
         raise TypeError(f"config must be an LMConfig, got {type(config).__name__}")
     if config.vocab_size < VOCAB.size:
         raise ValueError(f"config.vocab_size must be >= VOCAB.size = {VOCAB.size}, got {config.vocab_size}")
-    task = check_task(task)
+    tasks = check_tasks(task)
     lo, hi = check_seq_len(seq_len)
     steps = check_int("steps", steps, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -149,7 +191,11 @@ def train(config: LMConfig, *, task: str = PASSKEY_RECIPE["task"], seq_len=PASSK
     seed = check_int("seed", seed, minimum=0)
     threads = torch.get_num_threads() if threads is None else check_int("threads", threads, minimum=1)
     check_bool("show_progress", show_progress)
-    make_batch(task, lo, 1, seed=seed, task_options=task_options)  # bad task options fail before any work
+    if task_options is not None and not isinstance(task_options, dict):
+        raise TypeError(f"task_options must be a dict or None, got {type(task_options).__name__}")
+    per_task = {t: options_for(t, tasks, task_options) for t in tasks}
+    for t in tasks:  # bad task options fail before any work
+        make_batch(t, lo, 1, seed=seed, task_options=per_task[t])
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -160,9 +206,10 @@ def train(config: LMConfig, *, task: str = PASSKEY_RECIPE["task"], seq_len=PASSK
         start = time.perf_counter()
         it = range(steps)
         if show_progress:
-            it = progress(it, desc=f"train {task} L={lo}" + (f"-{hi}" if hi != lo else ""), total=steps)
+            it = progress(it, desc=f"train {'+'.join(tasks)} L={lo}" + (f"-{hi}" if hi != lo else ""), total=steps)
         for step in it:
-            tokens, targets = make_batch(task, (lo, hi), batch_size, seed=seed, step=step, task_options=task_options)
+            t = tasks[step % len(tasks)]
+            tokens, targets = make_batch(t, (lo, hi), batch_size, seed=seed, step=step, task_options=per_task[t])
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, steps, lr, warmup)
             logits = model(tokens)
@@ -177,7 +224,8 @@ def train(config: LMConfig, *, task: str = PASSKEY_RECIPE["task"], seq_len=PASSK
         seconds = time.perf_counter() - start
     finally:
         torch.set_num_threads(before)
-    args = {"config": config.to_dict(), "task": task, "seq_len": [lo, hi] if hi != lo else lo, "steps": steps,
+    args = {"config": config.to_dict(), "task": tasks[0] if isinstance(task, str) else tasks,
+            "seq_len": [lo, hi] if hi != lo else lo, "steps": steps,
             "batch_size": batch_size, "lr": lr, "warmup": warmup, "weight_decay": weight_decay, "seed": seed,
             "init": None if init is None else (str(init) if isinstance(init, (str, Path)) else "model"),
             "task_options": dict(task_options or {}), "threads": threads}
