@@ -56,8 +56,8 @@ import torch.nn.functional as F
 from longctx_lab.core.display import progress
 from longctx_lab.core.validate import check_bool, check_int, check_number
 from longctx_lab.lm.model import LMConfig, TinyLM, load_model, save_model
-from longctx_lab.lm.tasks import VOCAB, check_task
-from longctx_lab.lm.train.data import IGNORE, check_seq_len, make_batch
+from longctx_lab.lm.tasks import VOCAB
+from longctx_lab.lm.train.data import IGNORE, check_seq_len, check_train_task, make_batch
 
 __all__ = ["PASSKEY_MODEL", "PASSKEY_RECIPE", "TrainResult", "train"]
 
@@ -139,7 +139,7 @@ def train(config: LMConfig, *, task: str = PASSKEY_RECIPE["task"], seq_len=PASSK
         raise TypeError(f"config must be an LMConfig, got {type(config).__name__}")
     if config.vocab_size < VOCAB.size:
         raise ValueError(f"config.vocab_size must be >= VOCAB.size = {VOCAB.size}, got {config.vocab_size}")
-    task = check_task(task)
+    task = check_train_task(task)
     lo, hi = check_seq_len(seq_len)
     steps = check_int("steps", steps, minimum=1)
     batch_size = check_int("batch_size", batch_size, minimum=1)
