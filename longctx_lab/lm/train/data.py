@@ -26,7 +26,7 @@ __all__ = ["IGNORE", "TRAIN_STREAM", "TRAIN_TASKS", "check_seq_len", "check_trai
 
 #: What :func:`make_batch` (and so the training loop) can train on: the chapter-6 tasks and MQAR (chapter 8,
 #: :mod:`longctx_lab.lm.tasks.mqar`: ``seq_len`` is then the whole sequence's length, ``task_options`` take
-#: ``n_pairs`` (default 4) and ``n_queries``).
+#: ``n_pairs`` (default 4; a list: each step draws one, seeded, as Zoology trains on several) and ``n_queries``).
 TRAIN_TASKS = (*TASKS, "mqar")
 
 IGNORE = -100
@@ -67,8 +67,13 @@ def _mqar_batch(seq_len, batch_size, seed, step, options) -> tuple[torch.Tensor,
     unknown = sorted(set(options) - {"n_pairs", "n_queries"})
     if unknown:
         raise ValueError(f"options of task 'mqar' must be among ['n_pairs', 'n_queries'], got {unknown}")
-    return mqar_batch(options.get("n_pairs", 4), step_length(seq_len, seed, step), batch_size, seed=seed,
-                      step=step, n_queries=options.get("n_queries"), stream=TRAIN_STREAM)
+    pairs = options.get("n_pairs", 4)
+    if isinstance(pairs, (list, tuple)):
+        if not pairs:
+            raise ValueError("n_pairs must be an int or a non-empty list of ints, got []")
+        pairs = pairs[int(_rng(seed, step, 2**40).integers(0, len(pairs)))]  # a word no row index takes
+    return mqar_batch(pairs, step_length(seq_len, seed, step), batch_size, seed=seed, step=step,
+                      n_queries=options.get("n_queries"), stream=TRAIN_STREAM)
 
 
 def make_batch(task: str, seq_len, batch_size: int, *, seed: int = 0, step: int = 0,
