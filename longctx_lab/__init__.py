@@ -16,11 +16,14 @@ One folder per concept; imports flow down this list, never up (``tests/test_layo
 - ``attention/``: attention in PyTorch: masks, the reference, online softmax, the tiled algorithm, sparsity,
   receptive fields, and measuring attention's time and memory.
 - ``rope/``: positions: absolute, rotary, and RoPE scaling schemes (PI, NTK, dynamic NTK, YaRN, Llama 3).
+- ``mixers/``: token mixers beyond attention behind one interface: linear attention, Performer, Linformer,
+  a selective state-space layer (Mamba-style), a compressive memory (Infini-attention-style).
 - ``core/``: what every layer uses: argument validation, display (progress bars, plot style), published
   model shapes and their cost arithmetic, the environment report.
 
-Where a new piece goes: a kernel in ``kernels/``, a cache in ``kvcache/``, a RoPE scheme in ``rope/``, a task in
-``lm/tasks/``, a chapter helper in ``course/``, a check that exercises call in ``course/grading/``.
+Where a new piece goes: a kernel in ``kernels/``, a cache in ``kvcache/``, a RoPE scheme in ``rope/``, a token
+mixer in ``mixers/``, a task in ``lm/tasks/``, a chapter helper in ``course/``, a check that exercises call in
+``course/grading/``.
 Shapes, masks, units, seeds and error messages follow docs/conventions.md; a module's docstring states only
 where it differs.
 """

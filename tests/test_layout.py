@@ -18,12 +18,12 @@ import pytest
 pytestmark = pytest.mark.lint
 
 PACKAGE = Path(__file__).resolve().parents[1] / "longctx_lab"
-MAX_TOP_LEVEL = 12
+MAX_TOP_LEVEL = 13
 
 #: Layers, bottom first. A unit's layer is that of its longest listed prefix.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),
-    ("attention", "rope"),
+    ("attention", "rope", "mixers"),
     ("kernels",),
     ("kvcache",),
     ("lm", "distributed"),
@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),
 )
 #: The subpackages of compute code: they never import the course, grading, benchmarks or the command line.
-COMPUTE = ("core", "attention", "rope", "kernels", "kvcache", "lm", "distributed")
+COMPUTE = ("core", "attention", "rope", "mixers", "kernels", "kvcache", "lm", "distributed")
 #: The one module compute code imports to show something; it imports nothing of the package.
 DISPLAY = "longctx_lab.core.display"
 
