@@ -10,7 +10,7 @@
 - ``performer``: FAVOR+'s relative error against exact softmax attention vs the number of features.
 - ``compressive``: an Infini-attention memory's recall of its oldest segment vs the segments stored.
 
-The default is sized to record in about 20 minutes on 2 shared cores (small models, few steps: the JSON's
+The default is sized to record in about 20 minutes of 2 idle cores (small models, few steps: the JSON's
 ``budget`` says so); the issue allows 90. Runs go to ``--workers`` processes of one torch thread each. Figures
 (PNG) go beside the JSON in ``benchmarks/results/ch08/``. ``--quick`` is a smoke run (tiny sizes, numbers
 meaningless) into ``ch08-beyond-attention-quick.json``. The module imports only the standard library at load.
@@ -28,10 +28,10 @@ from pathlib import Path
 EXPERIMENTS = ("mqar", "passkey", "decode", "performer", "compressive")
 
 FULL = {
-    "mqar": {"setups": ["attention", "linear", "ssm", "hybrid"], "widths": [16, 32, 64], "pairs": [2, 4, 8],
-             "seq_len": 40, "steps": 1000, "batch_size": 32, "lr": 3e-3, "eval_sequences": 256},
-    "passkey": {"setups": ["attention", "linear", "ssm", "hybrid"], "d_model": 32, "train_len": [16, 48],
-                "eval_lengths": [32, 64, 128, 256], "steps": 500, "batch_size": 32, "lr": 3e-3, "trials": 40},
+    "mqar": {"setups": ["attention", "linear", "ssm", "hybrid"], "widths": [16, 32], "pairs": [2, 4, 8],
+             "seq_len": 40, "steps": 1000, "batch_size": 16, "lr": 3e-3, "eval_sequences": 256},
+    "passkey": {"setups": ["attention", "linear", "ssm", "hybrid"], "d_model": 16, "train_len": [16, 48],
+                "eval_lengths": [32, 64, 128, 256], "steps": 400, "batch_size": 16, "lr": 3e-3, "trials": 40},
     "decode": {"setups": ["attention", "linear", "ssm", "hybrid"], "d_model": 64,
                "contexts": [64, 256, 1024, 4096], "steps": 8, "repeats": 3},
     "performer": {"features": [4, 8, 16, 32, 64, 128, 256], "seq_len": 128, "head_dim": 16, "seeds": [0, 1, 2]},
@@ -48,10 +48,11 @@ QUICK = {
     "compressive": {**FULL["compressive"], "segments": [1, 2]},
 }
 RESULT_NAME = "ch08-beyond-attention.json"
-BUDGET = ("sized to record in about 20 minutes on 2 CPU cores (two-layer models of width 16-64; MQAR 1000 "
-          "training steps of 32 sequences, passkey 500): issue 26 allows 90 minutes. Probes on this machine: "
-          "two attention layers need more steps than that to learn MQAR fully (d_model 32, 1000 steps: about "
-          "0.5 per query at 2 pairs), so every stack here is under-trained alike; more steps would raise them")
+BUDGET = ("sized to record in about 20 minutes of 2 idle CPU cores (two-layer models of width 16 and 32; MQAR "
+          "1000 training steps of 16 sequences, passkey 400): issue 26 allows 90 minutes. Probes on this "
+          "machine: two attention layers need more training than that to learn MQAR fully (d_model 32, 1000 "
+          "steps of 32: about 0.5 per query at 2 pairs), so every stack here is under-trained alike; more "
+          "steps would raise them")
 
 __all__ = ["EXPERIMENTS", "FULL", "QUICK", "add_arguments", "run", "run_experiments"]
 
