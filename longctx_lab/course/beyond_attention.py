@@ -91,13 +91,29 @@ def mqar_table(results: dict) -> list[dict]:
     return rows
 
 
-def _errorbar(ax, xs, groups, setup, **kw):
+def _errorbar(ax, xs, groups, setup, *, label=None, **kw):
     stats = [mean_and_spread(g) for g in groups]
     means = [m for m, _, _ in stats]
     low = [m - lo for m, lo, _ in stats]
     high = [hi - m for m, _, hi in stats]
     ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=3, color=_COLOURS.get(setup),
-                label=LABELS.get(setup, setup), **kw)
+                label=label or LABELS.get(setup, setup), **kw)
+
+
+def _plain_log_axis(axis, ticks=None):
+    """Log scale with plain numbers as tick labels (``16``, not ``2^4``): ``ticks`` only where given, else the
+    log locator's, minor ones labelled too when the axis spans less than a decade."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    if ticks is not None:
+        axis.set_ticks(ticks)
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(NullFormatter())
+        return
+    axis.set_major_formatter(plain)
+    low, high = sorted(axis.get_view_interval())
+    axis.set_minor_formatter(plain if low > 0 and high / low < 10 else NullFormatter())
 
 
 def plot_mqar(results: dict):
@@ -121,7 +137,7 @@ def plot_mqar(results: dict):
         groups = [[r["accuracy"][str(pairs[-1])] for r in _by(runs, setup, "d_model", w)] for w in widths]
         _errorbar(last, widths, groups, setup)
     last.set_xscale("log", base=2)
-    last.set_xticks(widths, [str(w) for w in widths])
+    _plain_log_axis(last.xaxis, widths)
     last.set_title(f"{pairs[-1]} pairs", fontsize=9)
     last.set_xlabel("d_model", fontsize=9)
     axes[0].set_ylabel("MQAR accuracy (per query)", fontsize=9)
@@ -145,7 +161,7 @@ def plot_passkey(results: dict):
         _errorbar(ax, lengths, [[r["accuracy"][str(n)] for r in group] for n in lengths], setup)
     ax.axvspan(min(lengths) * 0.9, s["train_len"][1], color="#eeeeee", zorder=0, label="trained lengths")
     ax.set_xscale("log", base=2)
-    ax.set_xticks(lengths, [str(n) for n in lengths])
+    _plain_log_axis(ax.xaxis, lengths)
     ax.set_xlabel("context tokens", fontsize=9)
     ax.set_ylabel("passkey exact match", fontsize=9)
     ax.set_ylim(-0.02, 1.05)
@@ -168,6 +184,8 @@ def plot_decode(results: dict):
     for ax, label in ((a, "decode state (KiB)"), (b, "ms per token")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
+        _plain_log_axis(ax.xaxis, xs)
+        _plain_log_axis(ax.yaxis)
         ax.set_xlabel("context tokens", fontsize=9)
         ax.set_ylabel(label, fontsize=9)
     a.legend(fontsize=8, frameon=False)
@@ -190,6 +208,8 @@ def plot_performer(results: dict):
             label="1/sqrt(features) from the first point")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    _plain_log_axis(ax.xaxis, xs)
+    _plain_log_axis(ax.yaxis)
     ax.set_xlabel("random features m", fontsize=9)
     ax.set_ylabel("relative error", fontsize=9)
     ax.legend(fontsize=8, frameon=False)
@@ -205,9 +225,10 @@ def plot_compressive(results: dict):
     fig, ax = plt.subplots(figsize=(5.5, 3))
     for i, (update, rows) in enumerate(e["by_update"].items()):
         xs = [r["segments"] for r in rows]
-        _errorbar(ax, xs, [r["recall"] for r in rows], update, linestyle="-" if i == 0 else "--")
-        ax.lines[-1].set_label(f"update = {update}")
+        _errorbar(ax, xs, [r["recall"] for r in rows], ("linear", "attention")[i % 2],
+                  label=f"update = {update}", linestyle="-" if i == 0 else "--")
     ax.set_xscale("log", base=2)
+    _plain_log_axis(ax.xaxis, xs)
     s = results["settings"]["compressive"]
     ax.set_xlabel(f"segments of {s['segment_len']} pairs stored", fontsize=9)
     ax.set_ylabel("recall of the first segment", fontsize=9)
