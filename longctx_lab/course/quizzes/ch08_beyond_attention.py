@@ -96,8 +96,8 @@ QUIZ = Quiz(
                 Option("Every pair must be written into the same fixed state before the queries come; past its "
                        "capacity the stored pairs interfere. Attention keeps every key and value (its cache "
                        "grows), so it can look each one up", correct=True,
-                       explanation="Zoology's result, which the chapter's figure reproduces in miniature: the "
-                       "recurrent models recover with a wider state (a larger d_model)."),
+                       explanation="Zoology's result: the recurrent models recover with a wider state (a larger "
+                       "d_model). In the chapter's record the linear-attention stack shows both trends."),
                 Option("Recurrent models cannot learn to copy a token", explanation="They copy well when few "
                        "pairs are stored; the failure depends on how many, not on copying."),
                 Option("The queries come too far from the pairs for their positions", explanation="The mixers "
