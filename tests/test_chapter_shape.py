@@ -20,7 +20,7 @@ pytestmark = pytest.mark.lint
 
 ROOT = Path(__file__).resolve().parents[1]
 TAUGHT = ("ch01_quadratic_wall", "ch02_rope_scaling", "ch03_sliding_window_sparse", "ch04_flash_attention",
-          "ch05_kv_cache_gqa", "ch06_needle_in_a_haystack", "ch07_production_stacks")
+          "ch05_kv_cache_gqa", "ch06_needle_in_a_haystack", "ch07_production_stacks", "ch08_beyond_attention")
 MAX_CODE_COLUMNS = 88
 MAX_PROSE_WORDS = 2500
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.M | re.S)

@@ -20,6 +20,7 @@ from longctx_lab.course.claim_sets import (
     ch05_kv_cache_gqa,
     ch06_needle_in_a_haystack,
     ch07_production_stacks,
+    ch08_beyond_attention,
 )
 
 
@@ -47,6 +48,7 @@ def every_chapter():
         "ch05": ch05_kv_cache_gqa.claims(),
         "ch06": _ch06(),
         "ch07": ch07_production_stacks.claims(),
+        "ch08": ch08_beyond_attention.claims(),
     }
 
 

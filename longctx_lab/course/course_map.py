@@ -26,6 +26,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(5, "KV cache\nand GQA", "cache layouts, GQA,\nquantized caches"),
     Chapter(6, "Needle in a\nhaystack", "a tiny LM trained\nhere; NIAH grids"),
     Chapter(7, "Production\nstacks", "the layers combined;\nring attention"),
+    Chapter(8, "Beyond\nattention", "linear attention,\nSSMs, MQAR"),
 )
 
 

@@ -7,6 +7,10 @@ One concept per module:
 - :mod:`.layers`: RMSNorm, SwiGLU/GELU MLP, grouped-query attention with RoPE, the pre-norm block.
 - :mod:`.transformer`: :class:`TinyLM` (seeded init; forward without a cache through the attention
   dispatcher, or with one cache per layer).
+- :mod:`.mixer_layers`: :class:`MixerLayer` (chapter 8: a short convolution and a token mixer of
+  :mod:`longctx_lab.mixers` in place of attention; ``LMConfig(mixers=...)``, :func:`hybrid_mixers`).
+- :mod:`.recurrent`: :func:`init_decode_state`, :func:`forward_with_state` (decoding with a constant-size
+  state per mixer layer and a KV cache per attention layer; bytes measured).
 - :mod:`.caches`: :func:`make_caches` by kind (:data:`CACHE_KINDS`: contiguous, rolling, paged, int8/int4
   quantized, KIVI).
 - :mod:`.generate`: :func:`generate` (prefill, then token-by-token decoding; greedy or seeded sampling;
@@ -28,10 +32,12 @@ Conventions (shapes, GQA, windows, RoPE layouts, errors): docs/conventions.md.
 """
 
 from longctx_lab.lm.model.caches import CACHE_KINDS, make_caches
-from longctx_lab.lm.model.config import MLP_KINDS, LMConfig
+from longctx_lab.lm.model.config import MLP_KINDS, LMConfig, hybrid_mixers
 from longctx_lab.lm.model.generate import Generation, generate, recompute_logits, sample_next
 from longctx_lab.lm.model.io import load_metadata, load_model, save_model, shipped_checkpoint
 from longctx_lab.lm.model.layers import MLP, Attention, DecoderLayer, RMSNorm
+from longctx_lab.lm.model.mixer_layers import MixerLayer, ShortConv
+from longctx_lab.lm.model.recurrent import DecodeState, forward_with_state, init_decode_state
 from longctx_lab.lm.model.transformer import TinyLM
 
 __all__ = [
@@ -39,12 +45,18 @@ __all__ = [
     "MLP",
     "MLP_KINDS",
     "Attention",
+    "DecodeState",
     "DecoderLayer",
     "Generation",
     "LMConfig",
+    "MixerLayer",
     "RMSNorm",
+    "ShortConv",
     "TinyLM",
+    "forward_with_state",
     "generate",
+    "hybrid_mixers",
+    "init_decode_state",
     "load_metadata",
     "load_model",
     "make_caches",

@@ -25,6 +25,13 @@ the expectation and the value given, see docs/conventions.md):
   generation). Longer inputs are allowed (extrapolation experiments), not truncated.
 - ``norm_eps`` (RMSNorm epsilon), ``tied_embeddings`` (the output projection is the embedding matrix),
   ``init_std`` (standard deviation of the seeded normal initialisation), ``name``.
+- ``mixers`` (chapter 8): ``None`` (every layer attention) or one entry per layer, ``"attention"`` or a kind
+  of :data:`longctx_lab.mixers.MIXER_KINDS` (``"linear"``, ``"performer"``, ``"ssm"``, ``"compressive"``);
+  :func:`hybrid_mixers` writes "one attention layer every k". ``mixer_options``: keyword arguments of
+  :func:`longctx_lab.mixers.build_mixer` (``chunk_size``, ``d_state``...); ``mixer_conv``: the kernel width
+  of the short causal depthwise convolution before each mixer (Mamba's ``d_conv``, Zoology's short
+  convolution; 0: none; a mixer with its own, the SSM, gets none). The three are left out of
+  :meth:`LMConfig.to_dict` while every layer is attention, so configs written before them read back unchanged.
 """
 
 from __future__ import annotations
@@ -34,11 +41,24 @@ import numbers
 from dataclasses import dataclass, field
 
 from longctx_lab.core.validate import check_bool, check_int, check_number
+from longctx_lab.mixers import MIXER_KINDS, build_mixer
 from longctx_lab.rope import LAYOUTS, ROPE_SCHEMES, rope_frequencies
 
-__all__ = ["MLP_KINDS", "LMConfig"]
+__all__ = ["ATTENTION", "MLP_KINDS", "LMConfig", "hybrid_mixers"]
 
 MLP_KINDS = ("swiglu", "gelu")
+#: The ``mixers`` entry of a (softmax) attention layer.
+ATTENTION = "attention"
+
+
+def hybrid_mixers(kind: str, n_layers: int, every: int | None = None) -> tuple[str, ...]:
+    """``mixers`` for ``n_layers`` layers of ``kind``, with attention at layers ``every - 1, 2 * every - 1,
+    ..`` (one attention layer every ``every``; ``None``: no attention layer). ``hybrid_mixers("ssm", 4, 2)``
+    is ``("ssm", "attention", "ssm", "attention")``."""
+    n_layers = check_int("n_layers", n_layers, minimum=1)
+    if every is not None:
+        every = check_int("every", every, minimum=1)
+    return tuple(ATTENTION if every is not None and (i + 1) % every == 0 else kind for i in range(n_layers))
 
 
 def _check_window(name: str, value) -> int | None:
@@ -71,6 +91,9 @@ class LMConfig:
     tied_embeddings: bool = True
     init_std: float = 0.02
     name: str = "tiny-lm"
+    mixers: tuple | list | None = None
+    mixer_options: dict = field(default_factory=dict)
+    mixer_conv: int = 4
 
     def __post_init__(self):
         def put(name, value):
@@ -115,6 +138,12 @@ class LMConfig:
         put("norm_eps", check_number("norm_eps", self.norm_eps, exclusive_minimum=0))
         put("init_std", check_number("init_std", self.init_std, exclusive_minimum=0))
         check_bool("tied_embeddings", self.tied_embeddings)
+        put("mixers", self._check_mixers(self.mixers))
+        if not isinstance(self.mixer_options, dict):
+            raise TypeError(f"mixer_options must be a dict of build_mixer's keyword arguments, got "
+                            f"{type(self.mixer_options).__name__} {self.mixer_options!r}")
+        put("mixer_options", dict(self.mixer_options))
+        check_int("mixer_conv", self.mixer_conv, minimum=0)
         self.rope_frequencies()  # the scheme's own checks, with the config's field names in the message
 
     def _check_windows(self, value) -> tuple:
@@ -128,6 +157,33 @@ class LMConfig:
             raise ValueError(f"sliding_window must list one entry per layer (n_layers={self.n_layers}), "
                              f"got {len(value)} entries: {list(value)!r}")
         return tuple(_check_window(f"sliding_window[{i}]", w) for i, w in enumerate(value))
+
+    def _check_mixers(self, value) -> tuple:
+        kinds = (ATTENTION, *MIXER_KINDS)
+        if value is None:
+            return (ATTENTION,) * self.n_layers
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise TypeError(f"mixers must be None or a list of n_layers entries among {kinds}, got "
+                            f"{type(value).__name__} {value!r}")
+        if len(value) != self.n_layers:
+            raise ValueError(f"mixers must list one entry per layer (n_layers={self.n_layers}), got {len(value)} "
+                             f"entries: {list(value)!r}")
+        for i, kind in enumerate(value):
+            if kind not in kinds:
+                raise ValueError(f"mixers[{i}] must be one of {kinds}, got {kind!r}")
+        return tuple(value)
+
+    def mixer(self, layer: int) -> str:
+        """Token mixer of layer ``layer``: ``"attention"`` or a kind of :data:`longctx_lab.mixers.MIXER_KINDS`."""
+        layer = check_int("layer", layer, minimum=0)
+        if layer >= self.n_layers:
+            raise ValueError(f"layer must be in [0, {self.n_layers}), got {layer}")
+        return self.mixers[layer]
+
+    @property
+    def all_attention(self) -> bool:
+        """Whether every layer is (softmax) attention: the transformer of chapters 1-7."""
+        return all(kind == ATTENTION for kind in self.mixers)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -160,9 +216,16 @@ class LMConfig:
         d, f = self.d_model, self.mlp_hidden
         attn = d * self.head_dim * (2 * self.n_heads + 2 * self.n_kv_heads)
         mlp = (3 if self.mlp == "swiglu" else 2) * d * f
-        per_layer = attn + mlp + 2 * d
+        mixing = 0
+        for kind in self.mixers:  # a mixer's parameters are counted on the module itself
+            if kind == ATTENTION:
+                mixing += attn
+            else:
+                module = build_mixer(kind, d, self.n_heads, **self.mixer_options)
+                conv = 0 if getattr(module, "d_conv", 0) else d * self.mixer_conv  # as MixerLayer builds it
+                mixing += sum(p.numel() for p in module.parameters()) + conv
         head = 0 if self.tied_embeddings else self.vocab_size * d
-        return self.vocab_size * d + self.n_layers * per_layer + d + head
+        return self.vocab_size * d + mixing + self.n_layers * (mlp + 2 * d) + d + head
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict:
@@ -170,6 +233,11 @@ class LMConfig:
         out = dataclasses.asdict(self)
         windows = list(self.sliding_window)
         out["sliding_window"] = windows[0] if len(set(windows)) == 1 else windows
+        if self.all_attention:
+            for name in ("mixers", "mixer_options", "mixer_conv"):
+                del out[name]
+        else:
+            out["mixers"] = list(self.mixers)
         return out
 
     @classmethod

@@ -23,6 +23,7 @@ from longctx_lab.core.validate import check_int, check_tensor
 from longctx_lab.kvcache import KVCache
 from longctx_lab.lm.model.config import LMConfig
 from longctx_lab.lm.model.layers import DecoderLayer, RMSNorm
+from longctx_lab.lm.model.mixer_layers import MixerLayer
 
 __all__ = ["TinyLM"]
 
@@ -37,8 +38,10 @@ class TinyLM(nn.Module):
             raise TypeError(f"config must be an LMConfig, got {type(config).__name__}")
         self.config = config
         with torch.random.fork_rng(devices=[]):  # the modules' default init draws from the global RNG: restore it
+            torch.manual_seed(seed)  # mixer layers keep their own init (init_weights skips them): seeded here
             self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model)
-            self.layers = nn.ModuleList(DecoderLayer(config, i) for i in range(config.n_layers))
+            self.layers = nn.ModuleList(DecoderLayer(config, i) if config.mixer(i) == "attention"
+                                        else MixerLayer(config, i) for i in range(config.n_layers))
             self.norm = RMSNorm(config.d_model, config.norm_eps)
             self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tied_embeddings:
@@ -49,12 +52,16 @@ class TinyLM(nn.Module):
     # ------------------------------------------------------------------ set-up
     def init_weights(self, seed: int = 0) -> None:
         """Seeded init: every matrix ``N(0, init_std)``, the projections into the residual stream (``o_proj``,
-        ``down_proj``) scaled by ``1 / sqrt(2 n_layers)`` (GPT-2), norm weights 1."""
+        ``down_proj``) scaled by ``1 / sqrt(2 n_layers)`` (GPT-2), norm weights 1. The token mixers of
+        :class:`~longctx_lab.lm.model.mixer_layers.MixerLayer` (``.mixer.``, ``.conv.``) keep their own
+        initialisation (decay rates, step sizes..., drawn from ``seed`` at construction)."""
         seed = check_int("seed", seed, minimum=0)
         gen = torch.Generator().manual_seed(seed)
         std = self.config.init_std
         with torch.no_grad():
             for name, p in self.named_parameters():
+                if ".mixer." in name or ".conv." in name:
+                    continue
                 if name.endswith("layernorm.weight") or name == "norm.weight":
                     p.fill_(1.0)
                     continue

@@ -20,9 +20,14 @@ import numpy as np
 import torch
 
 from longctx_lab.core.validate import check_int
-from longctx_lab.lm.tasks import check_task, make_sample
+from longctx_lab.lm.tasks import TASKS, check_task, make_sample, mqar_batch
 
-__all__ = ["IGNORE", "TRAIN_STREAM", "check_seq_len", "make_batch", "step_length"]
+__all__ = ["IGNORE", "TRAIN_STREAM", "TRAIN_TASKS", "check_seq_len", "check_train_task", "make_batch", "step_length"]
+
+#: What :func:`make_batch` (and so the training loop) can train on: the chapter-6 tasks and MQAR (chapter 8,
+#: :mod:`longctx_lab.lm.tasks.mqar`: ``seq_len`` is then the whole sequence's length, ``task_options`` take
+#: ``n_pairs`` (default 4; a list: each step draws one, seeded, as Zoology trains on several) and ``n_queries``).
+TRAIN_TASKS = (*TASKS, "mqar")
 
 IGNORE = -100
 #: First word of every training seed (an arbitrary constant, > any evaluation seed the course uses first).
@@ -51,9 +56,38 @@ def step_length(seq_len, seed: int, step: int) -> int:
     return lo if lo == hi else int(_rng(seed, step).integers(lo, hi + 1))
 
 
+#: The options ``train(task="mqar", task_options=...)`` takes (``n_pairs`` may be a list: one drawn per batch).
+MQAR_OPTIONS = ("n_pairs", "n_queries")
+
+
+def check_train_task(task) -> str:
+    """Return ``task`` if it is one of :data:`TRAIN_TASKS`, else ``ValueError`` naming it."""
+    if not isinstance(task, str) or task not in TRAIN_TASKS:
+        raise ValueError(f"task must be one of {list(TRAIN_TASKS)}, got {task!r}")
+    return task
+
+
+def _mqar_batch(seq_len, batch_size, seed, step, options) -> tuple[torch.Tensor, torch.Tensor]:
+    unknown = sorted(set(options) - set(MQAR_OPTIONS))
+    if unknown:
+        raise ValueError(f"options of task 'mqar' must be among {list(MQAR_OPTIONS)}, got {unknown}")
+    pairs = options.get("n_pairs", 4)
+    if isinstance(pairs, (list, tuple)):
+        if not pairs:
+            raise ValueError("n_pairs must be an int or a non-empty list of ints, got []")
+        pairs = pairs[int(_rng(seed, step, 2**40).integers(0, len(pairs)))]  # a word no row index takes
+    return mqar_batch(pairs, step_length(seq_len, seed, step), batch_size, seed=seed, step=step,
+                      n_queries=options.get("n_queries"), stream=TRAIN_STREAM)
+
+
 def make_batch(task: str, seq_len, batch_size: int, *, seed: int = 0, step: int = 0,
                task_options: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(tokens, targets)``, both ``(batch_size, T)`` int64, for training step ``step`` (module docstring)."""
+    if task == "mqar":
+        if task_options is not None and not isinstance(task_options, dict):
+            raise TypeError(f"task_options must be a dict or None, got {type(task_options).__name__}")
+        return _mqar_batch(seq_len, batch_size, check_int("seed", seed, minimum=0),
+                           check_int("step", step, minimum=0), task_options or {})
     task = check_task(task)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     seed = check_int("seed", seed, minimum=0)

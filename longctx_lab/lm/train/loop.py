@@ -67,9 +67,9 @@ import torch.nn.functional as F
 from longctx_lab.core.display import progress
 from longctx_lab.core.validate import check_bool, check_int, check_number
 from longctx_lab.lm.model import LMConfig, TinyLM, load_model, save_model
-from longctx_lab.lm.tasks import VOCAB, check_task
+from longctx_lab.lm.tasks import VOCAB
 from longctx_lab.lm.tasks.generators import DEFAULTS as TASK_OPTIONS
-from longctx_lab.lm.train.data import IGNORE, check_seq_len, make_batch
+from longctx_lab.lm.train.data import IGNORE, MQAR_OPTIONS, check_seq_len, check_train_task, make_batch
 
 __all__ = ["PASSKEY_MODEL", "PASSKEY_RECIPE", "TrainResult", "check_tasks", "options_for", "train"]
 
@@ -140,10 +140,10 @@ def _initial_model(config: LMConfig, init, seed: int) -> TinyLM:
 def check_tasks(task) -> list[str]:
     """``task`` (one task name, or a non-empty list/tuple of distinct names) as a list of task names."""
     if isinstance(task, str):
-        return [check_task(task)]
+        return [check_train_task(task)]
     if not isinstance(task, (list, tuple)) or not task or len(set(task)) != len(task):
         raise ValueError(f"task must be a task name or a non-empty list of distinct task names, got {task!r}")
-    return [check_task(t) for t in task]
+    return [check_train_task(t) for t in task]
 
 
 def options_for(task: str, tasks: list[str], task_options: dict | None) -> dict:
@@ -152,10 +152,14 @@ def options_for(task: str, tasks: list[str], task_options: dict | None) -> dict:
     options = dict(task_options or {})
     if len(tasks) == 1:
         return options
-    unused = sorted(k for k in options if not any(k in TASK_OPTIONS[t] for t in tasks))
+    unused = sorted(k for k in options if not any(k in _options_of(t) for t in tasks))
     if unused:
         raise ValueError(f"task_options must be options of the listed tasks {tasks}, got {unused}")
-    return {k: v for k, v in options.items() if k in TASK_OPTIONS[task]}
+    return {k: v for k, v in options.items() if k in _options_of(task)}
+
+
+def _options_of(task: str):
+    return MQAR_OPTIONS if task == "mqar" else TASK_OPTIONS[task]
 
 
 def _lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
