@@ -127,13 +127,15 @@ def read_key(text: str) -> str | None:
 
 def run_natural_niah(model, tokenizer, *, lengths=(1024, 2048), depths=(0.0, 0.25, 0.5, 0.75, 1.0),
                      trials: int = 3, seed: int = 0, n_digits: int = 5, max_new_tokens: int = 8,
-                     before_length=None, show_progress: bool = True, options: dict | None = None) -> NIAHResult:
+                     before_length=None, show_progress: bool = True, options: dict | None = None,
+                     decode_options: dict | None = None) -> NIAHResult:
     """The passkey grid ``lengths`` x ``depths`` x ``trials`` on ``model`` (a TinyLM or a ``transformers`` causal
     LM, :func:`~longctx_lab.lm.niah.decoding.greedy_tokens`), greedy, exact match of the key.
 
     Trial ``t`` of cell (depth ``i``, length ``L``) uses seed :func:`trial_seed` ``(seed, L, i, t)``.
     ``before_length(prompt_len)`` is called before each length's trials with that length's longest prompt (e.g.
-    to freeze a dynamic RoPE schedule at it). ``options`` is recorded in the result. Records hold the key, the
+    to freeze a dynamic RoPE schedule at it). ``decode_options`` go to ``greedy_tokens`` (a TinyLM's ``cache``,
+    ``prefill_chunk``, ``sinks``...). ``options`` is recorded in the result. Records hold the key, the
     decoded answer, the prompt's exact length and the needle's token index.
     """
     from longctx_lab.lm.niah.decoding import greedy_tokens
@@ -155,7 +157,7 @@ def run_natural_niah(model, tokenizer, *, lengths=(1024, 2048), depths=(0.0, 0.2
         if before_length is not None and current != j:
             current = j
             before_length(max(len(s.prompt) for (jj, _, _), s in samples.items() if jj == j))
-        new = greedy_tokens(model, sample.prompt, max_new_tokens)
+        new = greedy_tokens(model, sample.prompt, max_new_tokens, **(decode_options or {}))
         text = tokenizer.decode(new)
         ok = read_key(text) == sample.key
         correct[i, j] += ok
