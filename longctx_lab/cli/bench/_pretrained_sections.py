@@ -159,21 +159,28 @@ def kvcache_section(model, tokenizer, s: dict) -> dict:
 
 
 def attention_section(model, tokenizer, s: dict) -> dict:
-    """(5) The course's attention inside the model: the TinyLM path (the course's dispatcher) and transformers with
-    the course's attention registered, each against transformers' sdpa on one prompt of ``s["attention_tokens"]``."""
+    """(5) The course's attention inside the model against transformers' sdpa on one prompt of
+    ``s["attention_tokens"]``: the TinyLM path (the course's dispatcher), transformers with the course's attention
+    registered (``auto``: on a CPU the dispatcher's fused-SDPA route; ``torch``: the course's tiled PyTorch kernel),
+    and transformers' eager attention for scale."""
     from longctx_lab.lm.hf.attention import register
     from longctx_lab.lm.model.hf import to_hf
     from longctx_lab.lm.streaming import python_docs_text
 
     ids = torch.tensor([tokenizer.encode(python_docs_text(), add_special_tokens=False)[:s["attention_tokens"]]])
+    impls = {"hf_longctx_auto": register(), "hf_longctx_torch": register("longctx_lab_torch", backend="torch"),
+             "hf_eager": "eager"}
     with torch.no_grad():
-        ours = model(ids)[0]
-        sdpa = to_hf(model, attn_implementation="sdpa")(ids).logits[0]
-        course_hf = to_hf(model, attn_implementation=register())(ids).logits[0]
+        logits = {"tinylm": model(ids)[0]}
+        hf = to_hf(model, attn_implementation="sdpa")
+        sdpa = hf(ids).logits[0]
+        for name, impl in impls.items():
+            hf.set_attn_implementation(impl)
+            logits[name] = hf(ids).logits[0]
     scale = float(sdpa.abs().max())
-
-    def diff(a):
-        return {"max_abs": float((a - sdpa).abs().max()), "max_rel": float((a - sdpa).abs().max()) / scale,
-                "argmax_agree": float((a.argmax(-1) == sdpa.argmax(-1)).double().mean())}
-
-    return {"tokens": ids.shape[1], "tinylm_vs_sdpa": diff(ours), "hf_longctx_attention_vs_sdpa": diff(course_hf)}
+    out = {"tokens": ids.shape[1], "reference": "transformers sdpa, float32", "max_abs_logit": scale}
+    for name, a in logits.items():
+        err = float((a - sdpa).abs().max())
+        out[f"{name}_vs_sdpa"] = {"max_abs": err, "max_rel": err / scale,
+                                  "argmax_agree": float((a.argmax(-1) == sdpa.argmax(-1)).double().mean())}
+    return out

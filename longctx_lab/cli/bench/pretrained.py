@@ -47,10 +47,10 @@ FULL = {
     "paged_prompt": 1024, "paged_requests": 4, "attention_tokens": 512,
 }
 QUICK = {
-    **FULL, "lengths": [160, 256], "depths": [0.0, 0.5, 1.0], "trials": 1, "extension_lengths": [256],
-    "extension_depths": [0.5], "schemes": ["none", "yarn"], "ppl_tokens": 384, "ppl_chunk": 64, "window": 64,
-    "segment": 128, "kv_length": 160, "kv_ppl_tokens": 128, "decode_prompt": 64, "decode_steps": 2,
-    "paged_prompt": 64, "paged_requests": 2, "attention_tokens": 32,
+    **FULL, "lengths": [128, 192], "depths": [0.5], "trials": 1, "extension_lengths": [192],
+    "extension_depths": [0.5], "schemes": ["none", "yarn"], "ppl_tokens": 192, "ppl_chunk": 64, "window": 32,
+    "segment": 64, "kv_length": 128, "kv_ppl_tokens": 64, "decode_prompt": 32, "decode_steps": 2,
+    "paged_prompt": 32, "paged_requests": 2, "attention_tokens": 16,
 }
 
 
