@@ -12,9 +12,8 @@ import torch
 
 from longctx_lab.core.display import progress
 
-__all__ = ["SECTIONS", "attention_section", "extension_section", "kvcache_section", "niah_section", "sinks_section"]
-
-SECTIONS = ("niah", "extension", "sinks", "kvcache", "attention")
+__all__ = ["CACHE_LAYOUTS", "attention_section", "extension_section", "kvcache_section", "niah_section",
+           "sinks_section"]
 
 #: Cache layouts of section 4: name -> (make_caches kind, options).
 CACHE_LAYOUTS = {

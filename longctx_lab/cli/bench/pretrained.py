@@ -32,11 +32,10 @@ import sys
 import time
 from pathlib import Path
 
-from longctx_lab.cli.bench._pretrained_sections import SECTIONS
-
 __all__ = ["FULL", "QUICK", "SECTIONS", "add_arguments", "run"]
 
 MODEL = "smollm2-135m"
+SECTIONS = ("niah", "extension", "sinks", "kvcache", "attention")
 
 FULL = {
     "lengths": [1024, 2048, 4096, 8192], "depths": [0.0, 0.25, 0.5, 0.75, 1.0], "trials": 3, "seed": 0,
@@ -66,9 +65,22 @@ def _list(cast, name: str):
     return parse
 
 
-def add_arguments(parser) -> None:
-    from longctx_lab.cli.args import positive_float, positive_int
+def _positive(cast):
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+        return value
+    return parse
 
+
+positive_int, positive_float = _positive(int), _positive(float)
+
+
+def add_arguments(parser) -> None:
     parser.add_argument("--only", type=_list(str, "--only"), default=list(SECTIONS), metavar="S,S,...",
                         help=f"sections to run, among {','.join(SECTIONS)} (default all)")
     parser.add_argument("--trials", type=positive_int, default=None, help="trials per cell (default 3)")
