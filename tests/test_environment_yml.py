@@ -32,7 +32,8 @@ def _env_pins() -> dict[str, str]:
 
 def _pyproject_requirements() -> dict[str, Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = list(project["dependencies"]) + list(project["optional-dependencies"]["dev"])
+    reqs = list(project["dependencies"]) + [r for extra in project["optional-dependencies"].values() for r in extra
+                                            if not r.startswith("longctx-lab[")]
     return {canonicalize_name(Requirement(r).name): Requirement(r) for r in reqs}
 
 

@@ -32,7 +32,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 CONSTRAINTS = (ROOT / "constraints.txt").read_text()
 COLAB = ROOT / "tests" / "data" / "colab-packages.txt"
 #: Colab's packages the course's install cell must leave as they are
-COLAB_KEPT = ("torch", "triton", "ipywidgets", "numpy", "ipykernel")
+COLAB_KEPT = ("torch", "triton", "ipywidgets", "numpy", "ipykernel", "transformers")
 
 
 def _load(name: str):
@@ -239,8 +239,10 @@ def test_colab_install_keeps_colabs_torch_triton_and_widgets(pypi):
     """The install cell (runtime dependencies only) against Colab's packages as constraints: it resolves, so
     pip on Colab finds every installed version inside the ranges and replaces none of them."""
     python, pins = _colab_snapshot()
-    # the runtime dependencies plus the [gpu] extra's triton range: Colab's triton must be inside it too
-    requirements = install_plan._requirement_lines("gpu")
+    # the runtime dependencies plus the [gpu] extra's triton range (Colab's triton must be inside it too) and the
+    # [pretrained] extra the cell installs (Colab's transformers must be inside its range)
+    gpu = install_plan._requirement_lines("gpu")
+    requirements = gpu + [r for r in install_plan._requirement_lines("pretrained") if r not in gpu]
     result = install_plan.resolve("linux-x86_64", python, requirements, COLAB.read_text())
     assert result["ok"], "the Colab install would replace one of Colab's packages: " + _explain(result)
     changed = {name: (pins[name], result["install"].get(name)) for name in COLAB_KEPT

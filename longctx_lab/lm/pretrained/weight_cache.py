@@ -13,11 +13,13 @@ back ends read it:
   directory without it (an interrupted write) does not count as a cache and is rewritten.
 
 A cache is written into a temporary sibling directory and renamed into place, so readers never see half of
-one.
+one; :func:`cache_lock` (an advisory file lock where the platform has ``fcntl``) lets one process parse and
+write while another waits and then reads its copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from longctx_lab.lm.pretrained.registry import PretrainedModel
 
-__all__ = ["CACHE_ENV", "MARKER", "cache_dir", "cache_root", "is_cached", "read_weights", "tokenizer_dir",
+__all__ = ["CACHE_ENV", "MARKER", "cache_dir", "cache_lock", "cache_root", "is_cached", "read_weights", "tokenizer_dir",
            "write_cache"]
 
 CACHE_ENV = "LONGCTX_LAB_CACHE"
@@ -49,6 +51,25 @@ def cache_dir(spec: PretrainedModel) -> Path:
     if not isinstance(spec, PretrainedModel):
         raise TypeError(f"spec must be a PretrainedModel, got {type(spec).__name__}")
     return cache_root() / spec.name / f"{spec.distribution}-{spec.version}"
+
+
+@contextlib.contextmanager
+def cache_lock(spec: PretrainedModel):
+    """Hold an exclusive lock on ``spec``'s cache (``<cache_dir>.lock``) while the block runs; a no-op where the
+    platform has no ``fcntl`` (Windows), where two first loads would each parse and the last rename wins."""
+    target = cache_dir(spec)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(target.parent / f"{target.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _marker(spec: PretrainedModel, weights: Path) -> dict:
@@ -76,8 +97,12 @@ def write_cache(spec: PretrainedModel, weights: Path, hf_model, tokenizer) -> Pa
         tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
         (tmp / MARKER).write_text(json.dumps(_marker(spec, weights), indent=1) + "\n")
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not is_cached(spec, weights):  # another process renamed its complete copy into place first: fine
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
