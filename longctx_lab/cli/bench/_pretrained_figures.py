@@ -59,7 +59,8 @@ def _sinks(sinks: dict, path: Path) -> Path:
     for name, run in sinks["runs"].items():
         ax.plot([seg["stop"] for seg in run["segments"]], [seg["perplexity"] for seg in run["segments"]], marker=".",
                 label=name)
-    ax.axvline(8192, color="grey", linestyle=":", label="trained context")
+    if sinks["trained_context"] < sinks["tokens"]:
+        ax.axvline(sinks["trained_context"], color="grey", linestyle=":", label="trained context")
     ax.set(xlabel="token position", ylabel=f"perplexity per {sinks['segment']} tokens", yscale="log",
            title="Python's docs: sliding window with and without sinks")
     ax.legend(fontsize=8)

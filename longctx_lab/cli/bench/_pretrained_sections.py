@@ -54,8 +54,8 @@ def sinks_section(model, tokenizer, s: dict) -> dict:
     ids = tokenizer.encode(python_docs_text(), add_special_tokens=False)[:s["ppl_tokens"]]
     chunk, window = s["ppl_chunk"], s["window"]
     runs = {"full": None, f"window {window}": 0, f"window {window} + {s['sinks']} sinks": s["sinks"]}
-    out = {"tokens": len(ids), "window": window, "sinks": s["sinks"], "chunk": chunk, "segment": s["segment"],
-           "runs": {}}
+    out = {"tokens": len(ids), "trained_context": model.config.max_positions, "window": window, "sinks": s["sinks"],
+           "chunk": chunk, "segment": s["segment"], "runs": {}}
     for name, sinks in runs.items():
         started = time.perf_counter()
         caches = None if sinks is None else sink_caches(model, window, sinks=sinks, chunk=chunk)
