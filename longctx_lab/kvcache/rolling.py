@@ -28,7 +28,7 @@ import torch
 
 from longctx_lab.attention.mask_predicates import sink_window_predicate
 from longctx_lab.core.cost import kv_cache_bytes
-from longctx_lab.core.validate import check_int, check_optional_int, check_qkv, check_tensor
+from longctx_lab.core.validate import check_int, check_qkv
 from longctx_lab.kvcache.base import KVCache
 
 __all__ = ["RollingKVCache", "decode_with_rolling_cache", "rolling_memory_table", "rolling_slot"]
@@ -182,40 +182,17 @@ class RollingKVCache(KVCache):
             positions = torch.cat([torch.arange(n_sinks), positions])
         return k, v, positions
 
-    def attend(self, q: torch.Tensor, seq_ids=None, *, window: int | None = None, scale: float | None = None,
-               backend: str = "auto") -> torch.Tensor:
-        """:meth:`KVCache.attend <longctx_lab.kvcache.base.KVCache.attend>`; with sinks, every query also sees the
-        first ``sinks`` positions (masked PyTorch SDPA: the dispatcher has no sink rule, so ``backend`` is unused)."""
+    def _attend_rows(self, q: torch.Tensor, ids: list[int], window: int | None, scale, backend: str) -> torch.Tensor:
+        """With sinks, every query also sees the first ``sinks`` positions: masked PyTorch SDPA (the dispatcher has
+        no sink rule, so ``backend`` is not used); without, the base class's window attention."""
         if not self.sinks:
-            return super().attend(q, seq_ids, window=window, scale=scale, backend=backend)
-        ids = self._check_seq_ids(seq_ids)
-        check_tensor("q", q, ndim=4)
-        n, heads, q_len, d = q.shape
-        if n != len(ids) or d != self.head_dim or heads == 0 or heads % self.kv_heads or q_len == 0:
-            raise ValueError(
-                f"q must have shape ({len(ids)}, heads, q_len>=1, {self.head_dim}) with heads a multiple of "
-                f"kv_heads={self.kv_heads}, got {tuple(q.shape)}"
-            )
-        if q.dtype != self.dtype or q.device != self.device:
-            raise TypeError(f"q must be {self.dtype} on {self.device} like the cache, got {q.dtype} on {q.device}")
-        window = check_optional_int("window", window, minimum=1)
-        for s in ids:
-            if q_len > self._lengths[s]:
-                raise ValueError(
-                    f"q holds q_len={q_len} queries, but sequence {s} has only {self._lengths[s]} tokens: append the "
-                    "queries' keys and values first (q_len must be <= each sequence's length)"
-                )
-        out = torch.empty_like(q)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, s in enumerate(ids):
-            groups.setdefault((self._lengths[s], self._check_attend_window(window, q_len, s)), []).append(i)
-        for (length, w), rows in groups.items():
-            k, v, kv_pos = self._gather_with_positions([ids[i] for i in rows])
-            q_pos = torch.arange(length - q_len, length)
-            mask = sink_window_predicate(w, self.sinks).evaluate(q_pos[:, None], kv_pos[None, :]).to(self.device)
-            out[rows] = torch.nn.functional.scaled_dot_product_attention(
-                q[rows], k, v, attn_mask=mask, scale=scale, enable_gqa=heads != self.kv_heads)
-        return out
+            return super()._attend_rows(q, ids, window, scale, backend)
+        k, v, kv_pos = self._gather_with_positions(ids)
+        length, q_len = self._lengths[ids[0]], q.shape[2]
+        q_pos = torch.arange(length - q_len, length)
+        mask = sink_window_predicate(window, self.sinks).evaluate(q_pos[:, None], kv_pos[None, :]).to(self.device)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale,
+                                                                enable_gqa=q.shape[1] != self.kv_heads)
 
     def _check_attend_window(self, window: int | None, q_len: int, seq_id: int) -> int:
         if window is None:

@@ -20,24 +20,31 @@ def _plt():
     return plt
 
 
-def _depth_curve(niah: dict, path: Path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for j, length in enumerate(niah["lengths"]):
-        ax.plot(niah["depths"], [row[j] for row in niah["accuracy"]], marker="o", label=f"{length} tokens")
-    ax.plot(niah["depths"], niah["by_depth"], color="black", linewidth=2.5, label="mean")
-    ax.set(xlabel="needle depth (0 = start of the filler)", ylabel="passkey accuracy", ylim=(-0.05, 1.05),
-           title="SmolLM2-135M: accuracy by needle depth")
+def _axes(width: float):
+    fig, ax = _plt().subplots(figsize=(width, 3.2))
+    return fig, ax
+
+
+def _save(fig, ax, path: Path, **labels) -> Path:
+    ax.set(**labels)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
+    _plt().close(fig)
     return path
 
 
+def _depth_curve(niah: dict, path: Path) -> Path:
+    fig, ax = _axes(5)
+    for j, length in enumerate(niah["lengths"]):
+        ax.plot(niah["depths"], [row[j] for row in niah["accuracy"]], marker="o", label=f"{length} tokens")
+    ax.plot(niah["depths"], niah["by_depth"], color="black", linewidth=2.5, label="mean")
+    return _save(fig, ax, path, xlabel="needle depth (0 = start of the filler)", ylabel="passkey accuracy",
+                 ylim=(-0.05, 1.05), title="SmolLM2-135M: accuracy by needle depth")
+
+
 def _extension(ext: dict, path: Path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    fig, ax = _axes(5.5)
     schemes = list(ext)
     lengths = ext[schemes[0]]["lengths"]
     width = 0.8 / len(lengths)
@@ -45,29 +52,19 @@ def _extension(ext: dict, path: Path) -> Path:
         ax.bar([i + j * width for i in range(len(schemes))], [ext[s]["by_length"][str(length)] for s in schemes],
                width=width, label=f"{length} tokens")
     ax.set_xticks([i + width * (len(lengths) - 1) / 2 for i in range(len(schemes))], schemes)
-    ax.set(ylabel="passkey accuracy", ylim=(0, 1.05), title="past the trained 8K: RoPE schedules at inference")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, ylabel="passkey accuracy", ylim=(0, 1.05),
+                 title="past the trained context: RoPE schedules at inference")
 
 
 def _sinks(sinks: dict, path: Path) -> Path:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    fig, ax = _axes(5.5)
     for name, run in sinks["runs"].items():
         ax.plot([seg["stop"] for seg in run["segments"]], [seg["perplexity"] for seg in run["segments"]], marker=".",
                 label=name)
     if sinks["trained_context"] < sinks["tokens"]:
         ax.axvline(sinks["trained_context"], color="grey", linestyle=":", label="trained context")
-    ax.set(xlabel="token position", ylabel=f"perplexity per {sinks['segment']} tokens", yscale="log",
-           title="Python's docs: sliding window with and without sinks")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, ax, path, xlabel="token position", ylabel=f"perplexity per {sinks['segment']} tokens",
+                 yscale="log", title="Python's docs: sliding window with and without sinks")
 
 
 def write_figures(sections: dict, prefix: Path) -> list[str]:
