@@ -48,3 +48,25 @@ def test_missing_package_gives_the_install_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(locate, "find_distribution", lambda name: None)
     err = _err(capsys, tmp_path, ["--pretrained", "smollm2-135m", "--lengths", "1024"])
     assert "--pretrained" in err and pretrained_spec("smollm2-135m").install_command in err, err
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["--only", "niah,bogus"], "--only"),
+    (["--lengths", str(MAX_PROMPT_LENGTH * 2)], "--lengths"),
+    (["--extension-depths", "0.5,2"], "--extension-depths"),
+    (["--trials", "0"], "--trials"),
+])
+def test_bench_pretrained_bad_settings_exit_2(tmp_path, capsys, argv, named):
+    with pytest.raises(SystemExit) as info:
+        raise SystemExit(main(["bench", "pretrained", *argv, "--out", str(tmp_path / "b.json")]))
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and named in err.splitlines()[-1], err  # argparse's own errors add its usage above
+    assert not list(tmp_path.iterdir())
+
+
+def test_bench_pretrained_missing_package(tmp_path, capsys, monkeypatch):
+    from longctx_lab.lm.pretrained import locate, pretrained_spec
+
+    monkeypatch.setattr(locate, "find_distribution", lambda name: None)
+    assert main(["bench", "pretrained", "--quick", "--out", str(tmp_path / "b.json")]) == 2
+    assert pretrained_spec("smollm2-135m").install_command in capsys.readouterr().err
