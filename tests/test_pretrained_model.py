@@ -178,6 +178,7 @@ def test_weight_cache_round_trip_needs_no_gguf_parse(loaded, tmp_path, monkeypat
     monkeypatch.setattr(load_module, "_parse_gguf", no_parse)
     model, tok = load_pretrained(NAME, dtype=torch.float64)
     assert model.config == tiny.config and model.dtype == torch.float64
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
     mine, theirs = model.state_dict(), tiny.state_dict()
     assert set(mine) == set(theirs)
     assert all(torch.equal(mine[k], theirs[k].double()) for k in theirs)

@@ -143,8 +143,9 @@ def from_hf(model_or_config, state_dict: dict | None = None, *, dtype: torch.dty
     ``model_or_config``: a ``LlamaForCausalLM``/``MistralForCausalLM`` (its own weights), or its config (a
     ``PretrainedConfig`` or ``config.json`` dict) together with ``state_dict`` under Hugging Face's names
     (``model.layers.0.self_attn.q_proj.weight``...; ``lm_head.weight`` may be absent when embeddings are
-    tied). ``dtype``: the model's (default: the weights'). A missing or extra weight, or one of the wrong
-    shape, is a ``ValueError`` naming it.
+    tied). ``dtype``: the model's (default: the weights'). Where the weights already have that dtype the TinyLM
+    uses the same tensors (no copy: half the memory; changing one model's weights in place changes the
+    other's). A missing or extra weight, or one of the wrong shape, is a ``ValueError`` naming it.
     """
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise TypeError(f"dtype must be a floating-point torch.dtype or None, got {dtype!r}")

@@ -24,6 +24,7 @@ import io
 import torch
 
 from longctx_lab.core.display import progress
+from longctx_lab.core.validate import check_bool
 from longctx_lab.lm.model.hf import config_from_hf, from_hf
 from longctx_lab.lm.pretrained.locate import (
     GGUF_MODULES,
@@ -59,6 +60,7 @@ def pretrained_available(name: str, *, cache: bool = True) -> bool:
     file, and so are the modules a load imports (``transformers``, ``safetensors``; ``gguf`` and ``accelerate``
     unless the weight cache is already written). Loads nothing. An unknown ``name`` is a ``ValueError``."""
     spec = pretrained_spec(name)
+    check_bool("cache", cache)
     try:
         weights = weights_file(name)
     except PretrainedUnavailableError:
@@ -123,7 +125,9 @@ def _cached_hf_model(spec, dtype):
 def load_pretrained(name: str, *, backend: str = "tinylm", dtype: torch.dtype = torch.float32, cache: bool = True,
                     rope_scheme: str | None = None, **rope_params):
     """``(model, tokenizer)`` for the pretrained model ``name`` (a key of
-    :data:`~longctx_lab.lm.pretrained.PRETRAINED_MODELS`), in eval mode (module docstring).
+    :data:`~longctx_lab.lm.pretrained.PRETRAINED_MODELS`), in eval mode with its weights frozen
+    (``requires_grad=False``: a forward outside ``torch.no_grad()`` keeps no activations; call
+    ``model.requires_grad_(True)`` to train it). See the module docstring.
 
     ``backend``: ``"tinylm"`` or ``"hf"``; ``dtype``: the weights' (float32, float64, bfloat16 or float16);
     ``cache``: read and write the weight cache (``False``: parse the GGUF file every time, write nothing);
@@ -135,8 +139,7 @@ def load_pretrained(name: str, *, backend: str = "tinylm", dtype: torch.dtype = 
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     dtype = _check_dtype(dtype)
-    if not isinstance(cache, bool):
-        raise TypeError(f"cache must be a bool, got {type(cache).__name__} {cache!r}")
+    check_bool("cache", cache)
     if rope_scheme is None and rope_params:
         raise ValueError(f"rope_params {sorted(rope_params)} need a rope_scheme (e.g. rope_scheme='yarn'), got "
                          f"rope_scheme=None")
@@ -163,7 +166,7 @@ def load_pretrained(name: str, *, backend: str = "tinylm", dtype: torch.dtype = 
         model = (_cached_hf_model(spec, dtype) if hf_model is None else hf_model).to(dtype)
         if rope_scheme is not None:
             _scale_hf_rope(model, name, rope_scheme, rope_params)
-        return model, tokenizer
+        return model.requires_grad_(False), tokenizer
     if hf_model is not None:
         model = from_hf(hf_model, dtype=dtype, name=name)
     else:
@@ -171,7 +174,7 @@ def load_pretrained(name: str, *, backend: str = "tinylm", dtype: torch.dtype = 
         model = from_hf(config, state, dtype=dtype, name=name)
     if rope_scheme is not None:
         apply_rope_scaling(model, rope_scheme, **rope_params)
-    return model, tokenizer
+    return model.requires_grad_(False), tokenizer
 
 
 def _scale_hf_rope(hf_model, name: str, scheme: str, params: dict) -> None:
