@@ -120,3 +120,25 @@ def test_greedy_tokens_on_transformers_and_refused_options():
         greedy_tokens(model, [1, 2], 2, sinks=4)
     with pytest.raises(TypeError, match="model"):
         greedy_tokens(object(), [1], 1)
+
+
+def test_pretrained_grid_window_sinks_and_rope_on_a_small_tinylm():
+    """run_pretrained_niah's options on a random TinyLM over the character ids: a window longer than the prompt
+    (with or without sinks) decodes what full attention decodes; the RoPE schedule is restored afterwards."""
+    from longctx_lab.lm.model import LMConfig, TinyLM
+    from longctx_lab.lm.niah.pretrained import run_pretrained_niah
+
+    model = TinyLM(LMConfig(vocab_size=128, d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=8,
+                            mlp_hidden=48, max_positions=256, init_std=0.3), seed=1).eval()
+    grid = {"lengths": [300], "depths": [0.5], "trials": 1, "show_progress": False}
+    full = run_pretrained_niah(model, TOK, **grid)
+    long_window = run_pretrained_niah(model, TOK, window=512, sinks=2, prefill_chunk=64, **grid)
+    assert full.records[0]["prediction"] == long_window.records[0]["prediction"]
+    short = run_pretrained_niah(model, TOK, window=16, sinks=2, prefill_chunk=32, **grid)
+    assert short.options["window"] == 16 and short.options["sinks"] == 2
+    rope = model.rope
+    dynamic = run_pretrained_niah(model, TOK, rope="dynamic", rope_params={"factor": 2.0}, **grid)
+    assert dynamic.options["rope_params"]["max_position_embeddings"] == 256
+    assert model.config.rope_scheme == "default" and torch.equal(model.rope[0], rope[0])
+    with pytest.raises(ValueError, match="sinks"):
+        run_pretrained_niah(model, TOK, sinks=2, **grid)
