@@ -2,10 +2,17 @@
 
 ::
 
-    longctx-lab niah (--checkpoint DIR | --shipped NAME | --hf NAME_OR_PATH) --out PREFIX
+    longctx-lab niah (--checkpoint DIR | --shipped NAME | --hf NAME_OR_PATH | --pretrained NAME) --out PREFIX
                      [--task passkey] [--task-option n_digits=3] [--lengths 64,128,256] [--depths 0,0.25,0.5,0.75,1]
                      [--trials 5] [--seed 0] [--threshold 0.856]
                      [--rope SCHEME --factor F --original-length L --beta-fast B --beta-slow B ...] [--window W]
+                     [--sinks N]
+
+``--pretrained smollm2-135m`` runs a pretrained model shipped as a package (:mod:`longctx_lab.lm.pretrained`)
+on the passkey in natural filler text (:mod:`longctx_lab.lm.niah.natural`), ``--lengths`` in its tokens, at most
+:data:`longctx_lab.lm.niah.pretrained.MAX_PROMPT_LENGTH`; ``--rope``, ``--factor``, ``--window`` apply as for a
+checkpoint, and ``--sinks N`` (needs ``--window``) keeps the first N tokens visible (attention sinks). A missing
+package is one line with its install command (exit status 2).
 
 The model is a tiny-LM checkpoint (a directory written by ``longctx-lab train``), one shipped with the package
 (``--shipped``, under ``longctx_lab/lm/checkpoints/``), or any Hugging Face causal LM with its tokenizer
@@ -88,6 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--checkpoint", metavar="DIR", help="a tiny-LM checkpoint directory (longctx-lab train --out)")
     src.add_argument("--shipped", metavar="NAME", help="a checkpoint shipped with the package, e.g. passkey-128")
     src.add_argument("--hf", metavar="NAME_OR_PATH", help="a Hugging Face causal LM and its tokenizer (name or dir)")
+    src.add_argument("--pretrained", metavar="NAME", help="a pretrained model shipped as a package (smollm2-135m): "
+                     "passkey in natural filler text, lengths in its tokens (at most 32768)")
     p.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX.json and PREFIX.png")
     p.add_argument("--task", choices=TASKS, default=None,
                    help="synthetic task (default: the checkpoint's training task, else passkey)")
@@ -117,6 +126,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--high-freq-factor", type=positive_float, default=None, help="llama3 (default 4)")
     r.add_argument("--rope-base", type=positive_float, default=None, help="RoPE base (default: the checkpoint's)")
     r.add_argument("--window", type=positive_int, default=None, help="sliding window of W keys in every layer")
+    r.add_argument("--sinks", type=positive_int, default=None,
+                   help="--pretrained with --window: keep the first N tokens visible too (attention sinks)")
 
 
 class _Usage(ValueError):
@@ -163,6 +174,10 @@ def _prepare(args) -> dict:
         raise _Usage(f"argument --device: {e}") from e
     if device.type == "cuda" and not torch.cuda.is_available():
         raise _Usage(f"argument --device: {args.device!r}, but torch.cuda.is_available() is False here")
+    if args.sinks is not None and args.pretrained is None:
+        raise _Usage("argument --sinks: only with --pretrained (and --window)")
+    if args.pretrained is not None:
+        return _prepare_pretrained(args)
     directory = config = None
     trained: dict = {}
     if args.hf is not None:
@@ -225,6 +240,67 @@ def _prepare(args) -> dict:
             "depths": depths, "prompt_len": prompt_len}
 
 
+def _prepare_pretrained(args) -> dict:
+    """``--pretrained``'s checks, before anything is loaded: name, lengths, rope flags, ``--sinks`` and the package."""
+    import types
+
+    from longctx_lab.lm.niah.pretrained import MAX_PROMPT_LENGTH
+    from longctx_lab.lm.pretrained import pretrained_available, pretrained_spec, unavailable_message
+
+    try:
+        spec = pretrained_spec(args.pretrained)
+    except (TypeError, ValueError) as e:
+        raise _Usage(f"argument --pretrained: {e}") from e
+    for flag in ("task", "task_option", "max_new_text_tokens"):
+        if getattr(args, flag) is not None:
+            raise _Usage(f"argument --{flag.replace('_', '-')}: not used with --pretrained (its task is the natural "
+                         "passkey)")
+    if args.sinks is not None and args.window is None:
+        raise _Usage("argument --sinks: needs --window W (sinks are kept beside a sliding window)")
+    too_long = [n for n in args.lengths if n > MAX_PROMPT_LENGTH]
+    if too_long:
+        raise _Usage(f"argument --lengths: at most {MAX_PROMPT_LENGTH} tokens with --pretrained, got {too_long[0]}")
+    if args.rope_base is not None:
+        raise _Usage("argument --rope-base: not used with --pretrained (the trained base stays)")
+    params = _rope_params(args, types.SimpleNamespace(max_positions=spec.trained_context))
+    if not pretrained_available(args.pretrained):
+        raise _Usage(f"argument --pretrained: {unavailable_message(args.pretrained)}")
+    depths = args.depths if args.depths is not None else [0.0, 0.25, 0.5, 0.75, 1.0]
+    return {"spec": spec, "rope_params": params, "depths": depths}
+
+
+def _run_pretrained(args, prep, command: str) -> int:
+    from longctx_lab.lm.niah.pretrained import run_pretrained_niah
+    from longctx_lab.lm.pretrained import load_pretrained
+
+    model, tokenizer = load_pretrained(args.pretrained, backend="tinylm")
+    model = model.to(args.device)
+    result = run_pretrained_niah(model, tokenizer, lengths=args.lengths, depths=prep["depths"], trials=args.trials,
+                                 seed=args.seed, rope=args.rope, rope_params=prep["rope_params"], window=args.window,
+                                 sinks=args.sinks or 0, show_progress=not args.no_progress)
+    model_name = f"pretrained {args.pretrained} ({prep['spec'].trained_context} trained context)"
+    for flag in ("rope", "factor", "window", "sinks"):
+        if getattr(args, flag) is not None:
+            model_name += f", {flag} {getattr(args, flag)}"
+    return _write(args, result, command, model_name, "passkey in natural filler")
+
+
+def _write(args, result, command: str, model_name: str, shown: str) -> int:
+    from longctx_lab.lm.niah import plot_heatmap, write_json
+
+    prefix = Path(args.out)
+    if prefix.suffix in (".json", ".png"):
+        prefix = prefix.with_suffix("")
+    json_path = write_json(result, prefix.with_name(prefix.name + ".json"), command=command, device=args.device,
+                           model=model_name, threshold=args.threshold)
+    png_path = prefix.with_name(prefix.name + ".png")
+    plot_heatmap(result, png_path, threshold=args.threshold)
+    print(f"{shown}, {args.trials} trials per cell, exact match; model: {model_name}")
+    print(_table(result, args.threshold))
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
 def _merge(results):
     """One :class:`NIAHResult` of per-length results over the same depths (trial seeds depend on the length only,
     so this equals a single grid)."""
@@ -255,7 +331,9 @@ def run(args) -> int:
     except _Usage as e:
         print(f"longctx-lab niah: error: {e}", file=sys.stderr)
         return 2
-    from longctx_lab.lm.niah import TinyLMAdapter, plot_heatmap, run_niah, write_json
+    if args.pretrained is not None:
+        return _run_pretrained(args, prep, command)
+    from longctx_lab.lm.niah import TinyLMAdapter, run_niah
 
     task, options, depths = prep["task"], prep["options"], prep["depths"]
     grid = {"depths": depths, "trials": args.trials, "seed": args.seed, "show_progress": not args.no_progress,
@@ -292,15 +370,4 @@ def run(args) -> int:
             result = _merge(parts)
         else:
             result = run_niah(TinyLMAdapter(model), task, lengths=args.lengths, **grid)
-    prefix = Path(args.out)
-    if prefix.suffix in (".json", ".png"):
-        prefix = prefix.with_suffix("")
-    json_path = write_json(result, prefix.with_name(prefix.name + ".json"), command=command, device=args.device,
-                           model=model_name, threshold=args.threshold)
-    png_path = prefix.with_name(prefix.name + ".png")
-    plot_heatmap(result, png_path, threshold=args.threshold)
-    shown = f"{task} {options}" if options else task
-    print(f"{shown}, {args.trials} trials per cell, exact match; model: {model_name}")
-    print(_table(result, args.threshold))
-    print(f"wrote {json_path} and {png_path}")
-    return 0
+    return _write(args, result, command, model_name, f"{task} {options}" if options else task)

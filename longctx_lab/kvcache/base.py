@@ -159,9 +159,14 @@ class KVCache(abc.ABC):
         for i, s in enumerate(ids):
             groups.setdefault((self._lengths[s], windows[s]), []).append(i)
         for (_, w), rows in groups.items():
-            k, v = self._gather([ids[i] for i in rows])
-            out[rows] = cached_attention(q[rows], k, v, window=w, scale=scale, backend=backend)
+            out[rows] = self._attend_rows(q[rows], [ids[i] for i in rows], w, scale, backend)
         return out
+
+    def _attend_rows(self, q: torch.Tensor, ids: list[int], window: int | None, scale, backend: str) -> torch.Tensor:
+        """:meth:`attend` for validated sequences ``ids`` of one length and one window (a subclass with another
+        mask rule, such as attention sinks, overrides this)."""
+        k, v = self._gather(ids)
+        return cached_attention(q, k, v, window=window, scale=scale, backend=backend)
 
     def gather(self, seq_ids) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values the cache holds for ``seq_ids`` (held sequences of one length), chronological.

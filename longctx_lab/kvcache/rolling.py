@@ -15,12 +15,18 @@ queries at once get the right window mask.)
 :class:`RollingKVCache` implements the :class:`longctx_lab.kvcache.base.KVCache` interface (per-sequence
 lengths, fork, free); with ``chunk > 1`` it keeps ``window + chunk - 1`` slots, so that ``chunk`` queries at
 a time (a chunked prefill) still find every key their window needs.
+
+With ``sinks=s`` (StreamingLLM's attention sinks, Xiao et al. 2023) it also keeps the first ``s`` tokens of each
+sequence for good, in ``s`` more slots: query ``p`` then sees keys ``p - w < j <= p`` and ``j < s``
+(:func:`longctx_lab.attention.mask_predicates.sink_window_predicate`). Keys keep the positions they were rotated
+at when appended (RoPE before caching), so a sink sits ``p`` positions behind query ``p``.
 """
 
 from __future__ import annotations
 
 import torch
 
+from longctx_lab.attention.mask_predicates import sink_window_predicate
 from longctx_lab.core.cost import kv_cache_bytes
 from longctx_lab.core.validate import check_int, check_qkv
 from longctx_lab.kvcache.base import KVCache
@@ -49,6 +55,11 @@ class RollingKVCache(KVCache):
     -1 while empty) and :meth:`contents`. The interface (append, attend, fork, free, gather, nbytes) is
     :class:`longctx_lab.kvcache.base.KVCache`'s; :meth:`attend` defaults to ``window`` and refuses
     queries that need a key the buffer has already dropped.
+
+    ``sinks`` (default 0) keeps the first ``sinks`` tokens of each sequence as well, in buffers ``sink_k``,
+    ``sink_v`` ``(batch, kv_heads, sinks, head_dim)``; :meth:`attend` then adds them to every query's window
+    (module docstring) and :meth:`gather` returns them first (positions ``0 .. sinks - 1`` not in the window,
+    then the window's, chronologically).
     """
 
     def __init__(
@@ -61,6 +72,7 @@ class RollingKVCache(KVCache):
         dtype=torch.float32,
         device=None,
         chunk: int = 1,
+        sinks: int = 0,
     ):
         self.window = check_int("window", window, minimum=1)
         super().__init__(batch=batch, kv_heads=kv_heads, head_dim=head_dim, dtype=dtype, device=device)
@@ -70,11 +82,15 @@ class RollingKVCache(KVCache):
         self.k = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.v = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self._positions = torch.full((self.batch, self.slots), -1, dtype=torch.long)
+        self.sinks = check_int("sinks", sinks, minimum=0)
+        sink_shape = (self.batch, self.kv_heads, self.sinks, self.head_dim)
+        self.sink_k = torch.zeros(sink_shape, dtype=self.dtype, device=self.device)
+        self.sink_v = torch.zeros(sink_shape, dtype=self.dtype, device=self.device)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the K and V buffers: fixed at construction, independent of the lengths."""
-        return self.k.nbytes + self.v.nbytes
+        """Bytes held by the K and V buffers (sinks included): fixed at construction, independent of the lengths."""
+        return self.k.nbytes + self.v.nbytes + self.sink_k.nbytes + self.sink_v.nbytes
 
     def _uniform_length(self, what: str) -> int:
         if len(set(self._lengths)) > 1:
@@ -113,6 +129,10 @@ class RollingKVCache(KVCache):
         keep = min(t, self.slots)
         for i, s in enumerate(ids):
             length = self._lengths[s]
+            if length < self.sinks:  # the first tokens also go to the sink slots, kept for good
+                n = min(self.sinks, length + t) - length
+                self.sink_k[s, :, length:length + n] = k_new[i, :, :n]
+                self.sink_v[s, :, length:length + n] = v_new[i, :, :n]
             pos = torch.arange(length + t - keep, length + t)
             slots = pos % self.slots
             self.k[s, :, slots] = k_new[i, :, t - keep:]
@@ -125,6 +145,8 @@ class RollingKVCache(KVCache):
         self.k[dst] = self.k[src]
         self.v[dst] = self.v[src]
         self._positions[dst] = self._positions[src]
+        self.sink_k[dst] = self.sink_k[src]
+        self.sink_v[dst] = self.sink_v[src]
         self._lengths[dst] = self._lengths[src]
 
     def free(self, seq_id: int) -> None:
@@ -132,6 +154,8 @@ class RollingKVCache(KVCache):
         self.k[seq_id].zero_()
         self.v[seq_id].zero_()
         self._positions[seq_id] = -1
+        self.sink_k[seq_id].zero_()
+        self.sink_v[seq_id].zero_()
         self._lengths[seq_id] = 0
 
     def contents(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -141,10 +165,34 @@ class RollingKVCache(KVCache):
         return self.k[:, :, :n], self.v[:, :, :n], self.positions[:n]
 
     def _gather(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v, _ = self._gather_with_positions(ids)
+        return k, v
+
+    def _gather_with_positions(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Keys, values (chronological) and their positions ``(n,)``: the sinks not in the buffer, then the buffer."""
         length = self._lengths[ids[0]]
         kept = min(length, self.slots)
-        slots = torch.arange(length - kept, length) % self.slots
-        return self.k[ids][:, :, slots], self.v[ids][:, :, slots]
+        positions = torch.arange(length - kept, length)
+        slots = positions % self.slots
+        k, v = self.k[ids][:, :, slots], self.v[ids][:, :, slots]
+        n_sinks = min(self.sinks, length - kept)  # sinks the buffer no longer holds
+        if n_sinks:
+            k = torch.cat([self.sink_k[ids][:, :, :n_sinks], k], dim=2)
+            v = torch.cat([self.sink_v[ids][:, :, :n_sinks], v], dim=2)
+            positions = torch.cat([torch.arange(n_sinks), positions])
+        return k, v, positions
+
+    def _attend_rows(self, q: torch.Tensor, ids: list[int], window: int | None, scale, backend: str) -> torch.Tensor:
+        """With sinks, every query also sees the first ``sinks`` positions: masked PyTorch SDPA (the dispatcher has
+        no sink rule, so ``backend`` is not used); without, the base class's window attention."""
+        if not self.sinks:
+            return super()._attend_rows(q, ids, window, scale, backend)
+        k, v, kv_pos = self._gather_with_positions(ids)
+        length, q_len = self._lengths[ids[0]], q.shape[2]
+        q_pos = torch.arange(length - q_len, length)
+        mask = sink_window_predicate(window, self.sinks).evaluate(q_pos[:, None], kv_pos[None, :]).to(self.device)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale,
+                                                                enable_gqa=q.shape[1] != self.kv_heads)
 
     def _check_attend_window(self, window: int | None, q_len: int, seq_id: int) -> int:
         if window is None:

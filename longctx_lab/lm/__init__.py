@@ -8,7 +8,9 @@ and the bridge to Hugging Face models.
   A new task goes here.
 - :mod:`.train`: the training loop and batches (loss on the answer tokens only).
 - :mod:`.niah`: needle-in-a-haystack grids over lengths and depths, for ``TinyLM`` or a ``transformers``
-  model, and their heatmaps.
+  model, and their heatmaps; the passkey in natural filler for a real tokenizer (``natural``, ``pretrained``).
+- :mod:`.streaming`: perplexity of a long text through KV caches, chunk by chunk (full attention, a sliding
+  window, a window with attention sinks).
 - :mod:`.extension`: context extension measured (RoPE schemes at inference, progressive fine-tuning vs
   training from scratch), and the summaries of the recorded runs.
 - :mod:`.hf`: Hugging Face models: the course's attention inside ``transformers``, a ``config.json`` read as

@@ -7,6 +7,9 @@
   :class:`OracleAdapter`, :class:`ConstantAdapter`.
 - :mod:`.hf`: :class:`~longctx_lab.lm.niah.hf.HFCausalLMAdapter` (any ``transformers`` causal LM, with or without
   its tokenizer) and :func:`~longctx_lab.lm.niah.hf.load_hf_adapter` (a name or path; imported from ``.hf``).
+- :mod:`.natural`: the passkey in natural filler text for a real tokenizer (:func:`~.natural.run_natural_niah`);
+  :mod:`.decoding`: greedy decoding and RoPE schedules at inference for a TinyLM or a ``transformers`` model;
+  :mod:`.pretrained`: the grid on a pretrained model with a RoPE schedule, a window, attention sinks.
 - :mod:`.plot`: :func:`plot_heatmap` (depth x length PNG, course style; imports matplotlib when called).
 
 Example::
