@@ -42,6 +42,7 @@ __all__ = [
     "longformer_predicate",
     "or_masks",
     "prefix_lm_predicate",
+    "sink_window_predicate",
     "sliding_window_predicate",
 ]
 
@@ -285,6 +286,25 @@ def sliding_window_predicate(window: int, *, causal: bool = True) -> MaskPredica
     if causal:
         return band_predicate(0, window - 1, f"window{window}")
     return band_predicate(1 - window, window - 1, f"window{window}-bidir")
+
+
+def sink_window_predicate(window: int, sinks: int) -> MaskPredicate:
+    """A causal sliding window of ``window`` keys plus ``sinks`` attention sinks (StreamingLLM, Xiao et al. 2023).
+
+    Query ``p`` sees keys ``p - window < j <= p`` and the first ``sinks`` positions ``j < min(sinks, p + 1)``
+    (a sink is never in a query's future). ``sinks=0`` is :func:`sliding_window_predicate`. Its band is
+    ``(0, None)`` (causal, unbounded behind: a sink may be any distance back), not exact.
+    """
+    window = check_int("window", window, minimum=1)
+    sinks = check_int("sinks", sinks, minimum=0)
+    if sinks == 0:
+        return sliding_window_predicate(window)
+
+    def fn(q, k):
+        d = q - k
+        return (d >= 0) & ((d < window) | (k < sinks))
+
+    return MaskPredicate(fn, f"window{window}+sinks{sinks}", band=(0, None))
 
 
 def attention_predicate(*, causal: bool = False, window: int | None = None) -> MaskPredicate:

@@ -30,6 +30,7 @@ from longctx_lab.attention.mask_predicates import (
     longformer_predicate,
     or_masks,
     prefix_lm_predicate,
+    sink_window_predicate,
     sliding_window_predicate,
 )
 from longctx_lab.core.validate import check_bool, check_int, check_optional_int
@@ -53,6 +54,7 @@ __all__ = [
     "or_masks",
     "prefix_lm_predicate",
     "sliding_window_mask",
+    "sink_window_predicate",
     "sliding_window_predicate",
 ]
 

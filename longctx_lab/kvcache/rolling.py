@@ -15,14 +15,20 @@ queries at once get the right window mask.)
 :class:`RollingKVCache` implements the :class:`longctx_lab.kvcache.base.KVCache` interface (per-sequence
 lengths, fork, free); with ``chunk > 1`` it keeps ``window + chunk - 1`` slots, so that ``chunk`` queries at
 a time (a chunked prefill) still find every key their window needs.
+
+With ``sinks=s`` (StreamingLLM's attention sinks, Xiao et al. 2023) it also keeps the first ``s`` tokens of each
+sequence for good, in ``s`` more slots: query ``p`` then sees keys ``p - w < j <= p`` and ``j < s``
+(:func:`longctx_lab.attention.mask_predicates.sink_window_predicate`). Keys keep the positions they were rotated
+at when appended (RoPE before caching), so a sink sits ``p`` positions behind query ``p``.
 """
 
 from __future__ import annotations
 
 import torch
 
+from longctx_lab.attention.mask_predicates import sink_window_predicate
 from longctx_lab.core.cost import kv_cache_bytes
-from longctx_lab.core.validate import check_int, check_qkv
+from longctx_lab.core.validate import check_int, check_optional_int, check_qkv, check_tensor
 from longctx_lab.kvcache.base import KVCache
 
 __all__ = ["RollingKVCache", "decode_with_rolling_cache", "rolling_memory_table", "rolling_slot"]
@@ -49,6 +55,11 @@ class RollingKVCache(KVCache):
     -1 while empty) and :meth:`contents`. The interface (append, attend, fork, free, gather, nbytes) is
     :class:`longctx_lab.kvcache.base.KVCache`'s; :meth:`attend` defaults to ``window`` and refuses
     queries that need a key the buffer has already dropped.
+
+    ``sinks`` (default 0) keeps the first ``sinks`` tokens of each sequence as well, in buffers ``sink_k``,
+    ``sink_v`` ``(batch, kv_heads, sinks, head_dim)``; :meth:`attend` then adds them to every query's window
+    (module docstring) and :meth:`gather` returns them first (positions ``0 .. sinks - 1`` not in the window,
+    then the window's, chronologically).
     """
 
     def __init__(
@@ -61,6 +72,7 @@ class RollingKVCache(KVCache):
         dtype=torch.float32,
         device=None,
         chunk: int = 1,
+        sinks: int = 0,
     ):
         self.window = check_int("window", window, minimum=1)
         super().__init__(batch=batch, kv_heads=kv_heads, head_dim=head_dim, dtype=dtype, device=device)
@@ -70,11 +82,15 @@ class RollingKVCache(KVCache):
         self.k = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.v = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self._positions = torch.full((self.batch, self.slots), -1, dtype=torch.long)
+        self.sinks = check_int("sinks", sinks, minimum=0)
+        sink_shape = (self.batch, self.kv_heads, self.sinks, self.head_dim)
+        self.sink_k = torch.zeros(sink_shape, dtype=self.dtype, device=self.device)
+        self.sink_v = torch.zeros(sink_shape, dtype=self.dtype, device=self.device)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the K and V buffers: fixed at construction, independent of the lengths."""
-        return self.k.nbytes + self.v.nbytes
+        """Bytes held by the K and V buffers (sinks included): fixed at construction, independent of the lengths."""
+        return self.k.nbytes + self.v.nbytes + self.sink_k.nbytes + self.sink_v.nbytes
 
     def _uniform_length(self, what: str) -> int:
         if len(set(self._lengths)) > 1:
@@ -113,6 +129,10 @@ class RollingKVCache(KVCache):
         keep = min(t, self.slots)
         for i, s in enumerate(ids):
             length = self._lengths[s]
+            if length < self.sinks:  # the first tokens also go to the sink slots, kept for good
+                n = min(self.sinks, length + t) - length
+                self.sink_k[s, :, length:length + n] = k_new[i, :, :n]
+                self.sink_v[s, :, length:length + n] = v_new[i, :, :n]
             pos = torch.arange(length + t - keep, length + t)
             slots = pos % self.slots
             self.k[s, :, slots] = k_new[i, :, t - keep:]
@@ -125,6 +145,8 @@ class RollingKVCache(KVCache):
         self.k[dst] = self.k[src]
         self.v[dst] = self.v[src]
         self._positions[dst] = self._positions[src]
+        self.sink_k[dst] = self.sink_k[src]
+        self.sink_v[dst] = self.sink_v[src]
         self._lengths[dst] = self._lengths[src]
 
     def free(self, seq_id: int) -> None:
@@ -132,6 +154,8 @@ class RollingKVCache(KVCache):
         self.k[seq_id].zero_()
         self.v[seq_id].zero_()
         self._positions[seq_id] = -1
+        self.sink_k[seq_id].zero_()
+        self.sink_v[seq_id].zero_()
         self._lengths[seq_id] = 0
 
     def contents(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -141,10 +165,57 @@ class RollingKVCache(KVCache):
         return self.k[:, :, :n], self.v[:, :, :n], self.positions[:n]
 
     def _gather(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v, _ = self._gather_with_positions(ids)
+        return k, v
+
+    def _gather_with_positions(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Keys, values (chronological) and their positions ``(n,)``: the sinks not in the buffer, then the buffer."""
         length = self._lengths[ids[0]]
         kept = min(length, self.slots)
-        slots = torch.arange(length - kept, length) % self.slots
-        return self.k[ids][:, :, slots], self.v[ids][:, :, slots]
+        positions = torch.arange(length - kept, length)
+        slots = positions % self.slots
+        k, v = self.k[ids][:, :, slots], self.v[ids][:, :, slots]
+        n_sinks = min(self.sinks, length - kept)  # sinks the buffer no longer holds
+        if n_sinks:
+            k = torch.cat([self.sink_k[ids][:, :, :n_sinks], k], dim=2)
+            v = torch.cat([self.sink_v[ids][:, :, :n_sinks], v], dim=2)
+            positions = torch.cat([torch.arange(n_sinks), positions])
+        return k, v, positions
+
+    def attend(self, q: torch.Tensor, seq_ids=None, *, window: int | None = None, scale: float | None = None,
+               backend: str = "auto") -> torch.Tensor:
+        """:meth:`KVCache.attend <longctx_lab.kvcache.base.KVCache.attend>`; with sinks, every query also sees the
+        first ``sinks`` positions (masked PyTorch SDPA: the dispatcher has no sink rule, so ``backend`` is unused)."""
+        if not self.sinks:
+            return super().attend(q, seq_ids, window=window, scale=scale, backend=backend)
+        ids = self._check_seq_ids(seq_ids)
+        check_tensor("q", q, ndim=4)
+        n, heads, q_len, d = q.shape
+        if n != len(ids) or d != self.head_dim or heads == 0 or heads % self.kv_heads or q_len == 0:
+            raise ValueError(
+                f"q must have shape ({len(ids)}, heads, q_len>=1, {self.head_dim}) with heads a multiple of "
+                f"kv_heads={self.kv_heads}, got {tuple(q.shape)}"
+            )
+        if q.dtype != self.dtype or q.device != self.device:
+            raise TypeError(f"q must be {self.dtype} on {self.device} like the cache, got {q.dtype} on {q.device}")
+        window = check_optional_int("window", window, minimum=1)
+        for s in ids:
+            if q_len > self._lengths[s]:
+                raise ValueError(
+                    f"q holds q_len={q_len} queries, but sequence {s} has only {self._lengths[s]} tokens: append the "
+                    "queries' keys and values first (q_len must be <= each sequence's length)"
+                )
+        out = torch.empty_like(q)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, s in enumerate(ids):
+            groups.setdefault((self._lengths[s], self._check_attend_window(window, q_len, s)), []).append(i)
+        for (length, w), rows in groups.items():
+            k, v, kv_pos = self._gather_with_positions([ids[i] for i in rows])
+            q_pos = torch.arange(length - q_len, length)
+            mask = sink_window_predicate(w, self.sinks).evaluate(q_pos[:, None], kv_pos[None, :]).to(self.device)
+            out[rows] = torch.nn.functional.scaled_dot_product_attention(
+                q[rows], k, v, attn_mask=mask, scale=scale, enable_gqa=heads != self.kv_heads)
+        return out
 
     def _check_attend_window(self, window: int | None, q_len: int, seq_id: int) -> int:
         if window is None:
