@@ -172,3 +172,15 @@ def test_require_pretrained_is_silent_where_the_model_loads(capsys):
         pytest.skip(unavailable_message(NAME))
     assert require_pretrained(NAME) is True
     assert capsys.readouterr().out == ""
+
+
+def test_require_pretrained_is_switched_off_by_the_environment(monkeypatch, capsys):
+    from longctx_lab.lm.pretrained.require import DISABLE_VARIABLE
+
+    monkeypatch.setenv(DISABLE_VARIABLE, "1")
+    assert require_pretrained(NAME) is False
+    assert DISABLE_VARIABLE in capsys.readouterr().out
+    with pytest.raises(ValueError, match="name"):
+        require_pretrained("gpt-9")
+    monkeypatch.setenv(DISABLE_VARIABLE, "0")
+    assert require_pretrained(NAME) is pretrained_available(NAME)
