@@ -5,6 +5,9 @@
   query the first segment's keys: the fraction whose read-out is nearest to the right value. The memory is
   ``head_dim x head_dim`` numbers whatever the number of pairs: recall falls as they grow.
 - :func:`load_ch08` reads the recorded ``ch08-beyond-attention.json`` (shipped, :mod:`longctx_lab.core.recorded`).
+- :func:`load_retrieval` reads the recorded ``retrieval.json`` (``longctx-lab bench retrieval``: SmolLM2-135M
+  answering questions about a long document with the whole of it, a truncation or BM25-retrieved chunks) and
+  :func:`retrieval_table` summarises it per setting and strategy from its per-question records.
 - :func:`plot_mqar`, :func:`plot_passkey`, :func:`plot_decode`, :func:`plot_performer`,
   :func:`plot_compressive`: one standard figure per question, the spread over seeds as error bars.
 """
@@ -18,7 +21,8 @@ import torch
 from longctx_lab.core.validate import check_int
 from longctx_lab.mixers import infini_attention
 
-__all__ = ["LABELS", "RESULT_NAME", "compressive_recall", "load_ch08", "mean_and_spread", "mqar_table",
+__all__ = ["LABELS", "RESULT_NAME", "RETRIEVAL_NAME", "compressive_recall", "load_ch08", "load_retrieval",
+           "mean_and_spread", "mqar_table", "retrieval_table",
            "plot_compressive", "plot_decode", "plot_mqar", "plot_passkey", "plot_performer"]
 
 RESULT_NAME = "ch08-beyond-attention.json"
@@ -61,6 +65,41 @@ def load_ch08() -> dict:
     from longctx_lab.core.recorded import recorded_result
 
     return recorded_result(RESULT_NAME)
+
+
+#: The recorded file of ``longctx-lab bench retrieval``, shipped in :mod:`longctx_lab.core.recorded`.
+RETRIEVAL_NAME = "retrieval.json"
+
+
+def load_retrieval() -> dict:
+    """The recorded results of ``longctx-lab bench retrieval`` shipped with the package."""
+    from longctx_lab.core.recorded import recorded_result
+
+    return recorded_result(RETRIEVAL_NAME)
+
+
+def retrieval_table(results: dict) -> list[dict]:
+    """One row per (setting, strategy) of a ``bench retrieval`` record, computed from its per-question
+    ``records``: ``accuracy`` mean over all questions and ``min``/``max`` over seeds (each seed's fraction
+    right), ``prompt_tokens`` (mean per question: the cost), ``in_context`` (fraction of questions whose fact
+    was in the prompt), ``trials`` and ``seeds``. Rows in the order the records first name them."""
+    records = results.get("records") if isinstance(results, dict) else None
+    if not records:
+        raise ValueError("results must be a bench retrieval record with a non-empty 'records' list, got "
+                         f"{type(results).__name__} without one")
+    keys = list(dict.fromkeys((r["setting"], r["strategy"]) for r in records))
+    rows = []
+    for setting, strategy in keys:
+        group = [r for r in records if r["setting"] == setting and r["strategy"] == strategy]
+        seeds = sorted({r["seed"] for r in group})
+        per_seed = [statistics.fmean(float(r["correct"]) for r in group if r["seed"] == s) for s in seeds]
+        rows.append({"setting": setting, "strategy": strategy,
+                     "accuracy": statistics.fmean(float(r["correct"]) for r in group),
+                     "min": min(per_seed), "max": max(per_seed),
+                     "prompt_tokens": statistics.fmean(r["prompt_tokens"] for r in group),
+                     "in_context": statistics.fmean(float(r["in_context"]) for r in group),
+                     "trials": len(group), "seeds": len(seeds)})
+    return rows
 
 
 def mean_and_spread(values) -> tuple[float, float, float]:
