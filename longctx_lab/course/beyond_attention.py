@@ -33,7 +33,7 @@ _COLOURS = {"attention": "#1f5aa6", "linear": "#e9a03b", "ssm": "#3a9d5d", "hybr
 
 @torch.no_grad()
 def compressive_recall(segments: int, *, head_dim: int = 32, segment_len: int = 16, update: str = "linear",
-                       key_scale: float = 4.0, seed: int = 0) -> float:
+                       key_scale: float = 4.0, seed: int = 0, rewrite: bool = False) -> float:
     """Fraction of the first segment's keys whose memory read-out is nearest (cosine) to their own value among
     all stored values, after ``segments`` segments of ``segment_len`` random pairs were written (float64).
 
@@ -41,6 +41,12 @@ def compressive_recall(segments: int, *, head_dim: int = 32, segment_len: int = 
     for every key; a trained model learns large, sparse keys); values: random signs. The queries come as one
     more segment; the gate is open (``sigmoid(30)``): the answer is the memory's alone, the local attention
     over the query segment does not contribute.
+
+    ``rewrite=True`` repeats keys: the last of the ``segments`` (at least 2) writes the first segment's keys
+    again with new values, and the right answer is the new value. The linear update adds the new outer products
+    to the old ones (the read-out blends both values); the delta rule first subtracts what the memory already
+    returns for the key, so it overwrites. Without repeated keys the delta rule has nothing to overwrite, and
+    its subtractions of overlapping keys' read-outs erase old pairs sooner than the linear sum blurs them.
     """
     segments = check_int("segments", segments, minimum=1)
     head_dim = check_int("head_dim", head_dim, minimum=1)
@@ -50,6 +56,13 @@ def compressive_recall(segments: int, *, head_dim: int = 32, segment_len: int = 
     keys = key_scale * torch.randn(1, 1, n, head_dim, generator=gen, dtype=torch.float64)
     values = torch.randint(0, 2, (1, 1, n, head_dim), generator=gen).to(torch.float64) * 2 - 1
     queries = keys[:, :, :segment_len]
+    answers = values[0, 0, :segment_len]
+    if rewrite:
+        if segments < 2:
+            raise ValueError(f"segments must be >= 2 when rewrite=True (the last one rewrites the first), got "
+                             f"{segments}")
+        keys[:, :, n - segment_len:] = queries
+        answers = values[0, 0, n - segment_len:]
     q = torch.cat([keys, queries], dim=2)
     k = torch.cat([keys, queries], dim=2)
     v = torch.cat([values, torch.zeros_like(queries)], dim=2)
@@ -57,7 +70,8 @@ def compressive_recall(segments: int, *, head_dim: int = 32, segment_len: int = 
                               update=update)
     read = out[0, 0, n:]                                   # (segment_len, head_dim)
     sims = torch.nn.functional.normalize(read, dim=-1) @ torch.nn.functional.normalize(values[0, 0], dim=-1).T
-    return float((sims.argmax(-1) == torch.arange(segment_len)).double().mean())
+    right = torch.arange(segment_len) + (n - segment_len if rewrite else 0)
+    return float((sims.argmax(-1) == right).double().mean())
 
 
 def load_ch08() -> dict:
