@@ -56,13 +56,11 @@ def compressive_recall(segments: int, *, head_dim: int = 32, segment_len: int = 
     keys = key_scale * torch.randn(1, 1, n, head_dim, generator=gen, dtype=torch.float64)
     values = torch.randint(0, 2, (1, 1, n, head_dim), generator=gen).to(torch.float64) * 2 - 1
     queries = keys[:, :, :segment_len]
-    answers = values[0, 0, :segment_len]
     if rewrite:
         if segments < 2:
             raise ValueError(f"segments must be >= 2 when rewrite=True (the last one rewrites the first), got "
                              f"{segments}")
         keys[:, :, n - segment_len:] = queries
-        answers = values[0, 0, n - segment_len:]
     q = torch.cat([keys, queries], dim=2)
     k = torch.cat([keys, queries], dim=2)
     v = torch.cat([values, torch.zeros_like(queries)], dim=2)
