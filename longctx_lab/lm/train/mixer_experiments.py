@@ -12,6 +12,30 @@ Mamba-style), ``"hybrid"`` (an SSM layer, then one attention layer). Each is tra
 - :func:`decode_cost`: bytes held and seconds per decoded token after a context of ``n`` tokens, measured
   (:func:`longctx_lab.lm.model.forward_with_state`).
 
+Why the SSM and the hybrid stay at chance on MQAR (loss ln 10, the marginal of the ten digits): probes on the
+shared CPU (one thread, batch 16, MQAR with 4 pairs in 40 tokens, AdamW, clip 1, no warm-up), issue 26:
+
+- No bug found in the layer or its integration: in a ``("ssm", "attention")`` TinyLM every parameter gets a
+  non-zero gradient at the first step and changes (``tests/test_model_mixers.py`` checks it); a one-layer SSM
+  TinyLM learns to copy the previous token (loss 2.77 -> 0.007 in 300 steps, through the block's convolution)
+  and slowly learns a lag of 6 (through the scan: 2.75 -> 2.23 in 300).
+- A minimal Mamba block written independently in the probe (same recipe, sequential scan) stalls the same way
+  in front of an attention layer (2.313 after 500 steps), and so does the package's block with its scan removed
+  (the output ``D x`` gated): the state is not what fails.
+- Neither helped: the scan's step range 10x larger (``dt_min=0.01, dt_max=1``), the sequential scan, a small
+  ``out_proj`` init, unit-scale embeddings, an extra short convolution, no gate, ``expand=2, d_state=16``,
+  width 64, lr 1e-3 to 3e-2, 2,000 steps: ``("ssm", "attention")`` stayed at 2.31 every time.
+- A first layer that only convolves (a linear-attention layer whose mixer is replaced by the identity: the
+  short convolution, then the MLP) under the attention layer stalls the same way (2.312 after 600 steps). The
+  attention layer on top of convolved features did not learn its lookup at this budget, whatever the first
+  layer's state; ``("linear", "attention")`` learns because its linear-attention layer recalls by itself.
+- The same two layers the other way round, ``("attention", "ssm")``, learn (2.33 -> 1.95 over 600 steps at
+  width 16), and so does ``("linear", "attention")`` (1.55 at 600; 0.98 at width 64).
+
+So what this budget cannot get past is a Mamba block as the first layer (which must build the "previous token"
+feature that the layer above keys on), not the size of the state; Zoology tuned the learning rate per model and
+trained far longer.
+
 Conventions: docs/conventions.md. Nothing here is timed in a test; the benchmark records the numbers.
 """
 
