@@ -34,6 +34,18 @@ def test_compressive_recall_is_perfect_when_few_pairs_fill_a_wide_memory_and_fal
         compressive_recall(0)
 
 
+def test_with_rewritten_keys_the_delta_rule_overwrites_and_the_linear_update_blends():
+    def mean(update, segments):
+        return sum(compressive_recall(segments, head_dim=64, segment_len=8, update=update, seed=s, rewrite=True)
+                   for s in range(3)) / 3
+
+    assert mean("delta", 2) == 1.0  # every read-out nearest to the new value
+    for segments in (2, 4, 8):
+        assert mean("delta", segments) > mean("linear", segments)
+    with pytest.raises(ValueError, match="segments must be >= 2 when rewrite"):
+        compressive_recall(1, rewrite=True)
+
+
 def test_passkey_accuracy_of_an_untrained_model_is_a_fraction():
     model = TinyLM(mx.model_config("linear", 16, 64), seed=0).eval()
     acc = mx.passkey_accuracy(model, 24, 3)

@@ -45,9 +45,12 @@ def test_package_data_lists_the_recorded_results():
 def test_readers_use_the_shipped_copy():
     from longctx_lab.attention.measure import recorded_benchmark
     from longctx_lab.cli.bench import decode_cpu
+    from longctx_lab.course import beyond_attention
     from longctx_lab.lm.extension import summary
 
     assert recorded_benchmark()["date"] == recorded_result("attention-cpu.json")["date"]
     assert decode_cpu.recorded_path() == recorded_file("decode-cpu.json")
     assert summary.recorded_path() == recorded_file("ch06-extension.json")
     assert summary.load_results() == recorded_result("ch06-extension.json")
+    assert beyond_attention.load_retrieval() == recorded_result("retrieval.json")
+    assert beyond_attention.load_ch08() == recorded_result("ch08-beyond-attention.json")

@@ -5,6 +5,9 @@
   query the first segment's keys: the fraction whose read-out is nearest to the right value. The memory is
   ``head_dim x head_dim`` numbers whatever the number of pairs: recall falls as they grow.
 - :func:`load_ch08` reads the recorded ``ch08-beyond-attention.json`` (shipped, :mod:`longctx_lab.core.recorded`).
+- :func:`load_retrieval` reads the recorded ``retrieval.json`` (``longctx-lab bench retrieval``: SmolLM2-135M
+  answering questions about a long document with the whole of it, a truncation or BM25-retrieved chunks) and
+  :func:`retrieval_table` summarises it per setting and strategy from its per-question records.
 - :func:`plot_mqar`, :func:`plot_passkey`, :func:`plot_decode`, :func:`plot_performer`,
   :func:`plot_compressive`: one standard figure per question, the spread over seeds as error bars.
 """
@@ -18,7 +21,8 @@ import torch
 from longctx_lab.core.validate import check_int
 from longctx_lab.mixers import infini_attention
 
-__all__ = ["LABELS", "RESULT_NAME", "compressive_recall", "load_ch08", "mean_and_spread", "mqar_table",
+__all__ = ["LABELS", "RESULT_NAME", "RETRIEVAL_NAME", "compressive_recall", "load_ch08", "load_retrieval",
+           "mean_and_spread", "mqar_table", "retrieval_table",
            "plot_compressive", "plot_decode", "plot_mqar", "plot_passkey", "plot_performer"]
 
 RESULT_NAME = "ch08-beyond-attention.json"
@@ -29,7 +33,7 @@ _COLOURS = {"attention": "#1f5aa6", "linear": "#e9a03b", "ssm": "#3a9d5d", "hybr
 
 @torch.no_grad()
 def compressive_recall(segments: int, *, head_dim: int = 32, segment_len: int = 16, update: str = "linear",
-                       key_scale: float = 4.0, seed: int = 0) -> float:
+                       key_scale: float = 4.0, seed: int = 0, rewrite: bool = False) -> float:
     """Fraction of the first segment's keys whose memory read-out is nearest (cosine) to their own value among
     all stored values, after ``segments`` segments of ``segment_len`` random pairs were written (float64).
 
@@ -37,6 +41,12 @@ def compressive_recall(segments: int, *, head_dim: int = 32, segment_len: int = 
     for every key; a trained model learns large, sparse keys); values: random signs. The queries come as one
     more segment; the gate is open (``sigmoid(30)``): the answer is the memory's alone, the local attention
     over the query segment does not contribute.
+
+    ``rewrite=True`` repeats keys: the last of the ``segments`` (at least 2) writes the first segment's keys
+    again with new values, and the right answer is the new value. The linear update adds the new outer products
+    to the old ones (the read-out blends both values); the delta rule first subtracts what the memory already
+    returns for the key, so it overwrites. Without repeated keys the delta rule has nothing to overwrite, and
+    its subtractions of overlapping keys' read-outs erase old pairs sooner than the linear sum blurs them.
     """
     segments = check_int("segments", segments, minimum=1)
     head_dim = check_int("head_dim", head_dim, minimum=1)
@@ -46,6 +56,11 @@ def compressive_recall(segments: int, *, head_dim: int = 32, segment_len: int = 
     keys = key_scale * torch.randn(1, 1, n, head_dim, generator=gen, dtype=torch.float64)
     values = torch.randint(0, 2, (1, 1, n, head_dim), generator=gen).to(torch.float64) * 2 - 1
     queries = keys[:, :, :segment_len]
+    if rewrite:
+        if segments < 2:
+            raise ValueError(f"segments must be >= 2 when rewrite=True (the last one rewrites the first), got "
+                             f"{segments}")
+        keys[:, :, n - segment_len:] = queries
     q = torch.cat([keys, queries], dim=2)
     k = torch.cat([keys, queries], dim=2)
     v = torch.cat([values, torch.zeros_like(queries)], dim=2)
@@ -53,7 +68,8 @@ def compressive_recall(segments: int, *, head_dim: int = 32, segment_len: int = 
                               update=update)
     read = out[0, 0, n:]                                   # (segment_len, head_dim)
     sims = torch.nn.functional.normalize(read, dim=-1) @ torch.nn.functional.normalize(values[0, 0], dim=-1).T
-    return float((sims.argmax(-1) == torch.arange(segment_len)).double().mean())
+    right = torch.arange(segment_len) + (n - segment_len if rewrite else 0)
+    return float((sims.argmax(-1) == right).double().mean())
 
 
 def load_ch08() -> dict:
@@ -61,6 +77,41 @@ def load_ch08() -> dict:
     from longctx_lab.core.recorded import recorded_result
 
     return recorded_result(RESULT_NAME)
+
+
+#: The recorded file of ``longctx-lab bench retrieval``, shipped in :mod:`longctx_lab.core.recorded`.
+RETRIEVAL_NAME = "retrieval.json"
+
+
+def load_retrieval() -> dict:
+    """The recorded results of ``longctx-lab bench retrieval`` shipped with the package."""
+    from longctx_lab.core.recorded import recorded_result
+
+    return recorded_result(RETRIEVAL_NAME)
+
+
+def retrieval_table(results: dict) -> list[dict]:
+    """One row per (setting, strategy) of a ``bench retrieval`` record, computed from its per-question
+    ``records``: ``accuracy`` mean over all questions and ``min``/``max`` over seeds (each seed's fraction
+    right), ``prompt_tokens`` (mean per question: the cost), ``in_context`` (fraction of questions whose fact
+    was in the prompt), ``trials`` and ``seeds``. Rows in the order the records first name them."""
+    records = results.get("records") if isinstance(results, dict) else None
+    if not records:
+        raise ValueError("results must be a bench retrieval record with a non-empty 'records' list, got "
+                         f"{type(results).__name__} without one")
+    keys = list(dict.fromkeys((r["setting"], r["strategy"]) for r in records))
+    rows = []
+    for setting, strategy in keys:
+        group = [r for r in records if r["setting"] == setting and r["strategy"] == strategy]
+        seeds = sorted({r["seed"] for r in group})
+        per_seed = [statistics.fmean(float(r["correct"]) for r in group if r["seed"] == s) for s in seeds]
+        rows.append({"setting": setting, "strategy": strategy,
+                     "accuracy": statistics.fmean(float(r["correct"]) for r in group),
+                     "min": min(per_seed), "max": max(per_seed),
+                     "prompt_tokens": statistics.fmean(r["prompt_tokens"] for r in group),
+                     "in_context": statistics.fmean(float(r["in_context"]) for r in group),
+                     "trials": len(group), "seeds": len(seeds)})
+    return rows
 
 
 def mean_and_spread(values) -> tuple[float, float, float]:

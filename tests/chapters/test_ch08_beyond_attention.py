@@ -109,3 +109,37 @@ def test_the_recorded_result_is_complete_and_plots():
     decode = record["experiments"]["decode"]["by_setup"]
     assert len({r["state_bytes"] for r in decode["ssm"]}) == 1          # constant, measured
     assert decode["attention"][-1]["state_bytes"] > decode["attention"][0]["state_bytes"]
+
+
+# ---------------------------------------------------------------------------------------------- retrieval
+
+def test_retrieval_table_recomputes_the_records_summary():
+    record = ba.load_retrieval()
+    assert record["command"].startswith("longctx-lab bench retrieval") and not record["quick"]
+    rows = ba.retrieval_table(record)
+    assert {(r["setting"], r["strategy"]) for r in rows} == {(s, k) for s in record["summary"]
+                                                           for k in record["summary"][s]}
+    for row in rows:  # per-question records, regrouped independently of the bench's own summary
+        summary = record["summary"][row["setting"]][row["strategy"]]
+        assert row["accuracy"] == pytest.approx(summary["accuracy"]["mean"])
+        assert (row["min"], row["max"]) == pytest.approx((summary["accuracy"]["min"], summary["accuracy"]["max"]))
+        assert row["prompt_tokens"] == pytest.approx(summary["prompt_tokens"])
+        assert row["trials"] == summary["trials"] and row["seeds"] == record["settings"]["seeds"]
+
+
+def test_retrieval_table_on_a_hand_made_record():
+    recs = [{"setting": "s", "strategy": "a", "seed": seed, "correct": ok, "prompt_tokens": n, "in_context": True}
+            for seed, ok, n in ((0, True, 10), (0, False, 20), (1, False, 30), (1, False, 40))]
+    (row,) = ba.retrieval_table({"records": recs})
+    assert (row["accuracy"], row["min"], row["max"], row["prompt_tokens"]) == (0.25, 0.0, 0.5, 25.0)
+    with pytest.raises(ValueError, match="records"):
+        ba.retrieval_table({"records": []})
+
+
+def test_the_retrieval_claim_is_sourced_and_reads_the_record(checks):
+    from longctx_lab.course.claims import SEED_PRODUCTION
+
+    c = one_claim(checks, "Layer 5, retrieval")
+    assert c.verdict == "misleading" and c.source == SEED_PRODUCTION
+    for row in ba.retrieval_table(ba.load_retrieval()):
+        assert f"{row['accuracy']:.2f} [{row['min']:.2f}, {row['max']:.2f}]" in c.computed

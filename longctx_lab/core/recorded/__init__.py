@@ -32,6 +32,7 @@ SHIPPED: dict[str, str] = {
     "ch06-extension.json": "chapters 6 and 7 (longctx_lab.lm.extension.summary.load_results), "
                            "`longctx-lab bench ch06-extension`",
     "ch08-beyond-attention.json": "chapter 8 (longctx_lab.course.beyond_attention.load_ch08), `longctx-lab bench ch08`",
+    "retrieval.json": "chapter 8 (longctx_lab.course.beyond_attention.load_retrieval), `longctx-lab bench retrieval`",
 }
 #: Where ``longctx-lab bench`` records them in a checkout, relative to the repository root.
 CHECKOUT_DIR = "benchmarks/results"

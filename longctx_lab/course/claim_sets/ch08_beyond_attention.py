@@ -4,7 +4,8 @@ compressive memory), checked.
 Every ``computed`` value or piece of evidence comes from the package, here and now: Linformer's shapes
 (:func:`longctx_lab.mixers.linformer_attention`), Performer's error
 (:func:`longctx_lab.mixers.performer_error_vs_features`), decode states measured at two context lengths
-(:func:`longctx_lab.lm.model.forward_with_state`), and the article's own compression arithmetic. Sentences
+(:func:`longctx_lab.lm.model.forward_with_state`), the article's own compression arithmetic, and the recorded
+``bench retrieval`` (:func:`longctx_lab.course.beyond_attention.retrieval_table`, shipped). Sentences
 judged by earlier chapters are not judged again here.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from longctx_lab.course.beyond_attention import load_retrieval, retrieval_table
 from longctx_lab.course.claims import SEED_ARCHITECTURE, SEED_PRODUCTION, ClaimCheck, check_statement
 from longctx_lab.lm.model import LMConfig, TinyLM, forward_with_state, init_decode_state
 from longctx_lab.mixers import linformer_attention, performer_error_vs_features
@@ -56,6 +58,7 @@ def claims() -> list[ClaimCheck]:
     ssm = state_bytes_at("ssm")
     attention = state_bytes_at("attention")
     ratio = compression_ratios()
+    rag = {(r["setting"], r["strategy"]): r for r in retrieval_table(load_retrieval())}
     lo, hi = sorted(memory)
     return [
         check_statement(
@@ -108,4 +111,17 @@ def claims() -> list[ClaimCheck]:
             explanation="True of Infini-attention and Titans by name: neither has a released production model. "
             "But fixed-size recurrent states, the same compression, ship in production hybrids by early 2025; "
             "each keeps some softmax attention layers, which is what this chapter's MQAR hybrid shows."),
+        check_statement(
+            "Layer 5, retrieval: the context window handles the working memory, retrieval the long-term store",
+            verdict="misleading", source=SEED_PRODUCTION,
+            stated="The context window handles the working memory; retrieval handles the long-term knowledge store",
+            evidence="bench retrieval, SmolLM2-135M, fraction right [worst, best seed] and mean prompt tokens: "
+            + "; ".join(f"{setting} document, {strategy}: {r['accuracy']:.2f} [{r['min']:.2f}, {r['max']:.2f}], "
+                        f"{r['prompt_tokens']:,.0f} tokens"
+                        for (setting, strategy), r in rag.items()),
+            explanation="Right about documents beyond the window: there truncation never saw the facts and "
+            "retrieval found most of them. But the split is not that clean: on a document that fits, retrieval's "
+            "shorter prompts did at least as well as the whole document in the window, whose wrong answers were "
+            f"mostly another fact's code ({rag['fits', 'full']['trials']} questions per cell, seeds far apart: a "
+            "hint, not a law). Retrieval is also a way to choose what goes into the working memory."),
     ]

@@ -137,5 +137,24 @@ QUIZ = Quiz(
                        "the linear update only adds."),
             ),
         ),
+        ChoiceQuestion(
+            prompt="A document is 14 times longer than a model's context. With a prompt budget of about 1,000 "
+            "tokens, why can BM25 retrieval answer questions about it that truncation cannot?",
+            options=(
+                Option("Truncation keeps only the document's first tokens, so a fact further in never reaches the "
+                       "model; retrieval ranks every chunk against the question and keeps the best, wherever it "
+                       "lies", correct=True,
+                       explanation="In the chapter's record truncation of the long document had the fact in "
+                       "its prompt for no question, retrieval for every one, at about the same prompt length."),
+                Option("Retrieval lets the model attend beyond its trained context", explanation="The prompt "
+                       "is still within the budget; retrieval changes what is in it, not how far the model "
+                       "can attend."),
+                Option("BM25 understands the question's meaning", explanation="BM25 only counts shared words, "
+                       "weighting rare ones (the subject's colour and object) most; that is enough here because "
+                       "the question repeats the fact's words."),
+                Option("Retrieval prompts are always longer, so they hold more", explanation="They were about "
+                       "as long as the truncated prompts; what differs is which text they hold."),
+            ),
+        ),
     ),
 )
