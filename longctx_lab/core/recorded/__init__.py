@@ -32,6 +32,7 @@ SHIPPED: dict[str, str] = {
     "ch06-extension.json": "chapters 6 and 7 (longctx_lab.lm.extension.summary.load_results), "
                            "`longctx-lab bench ch06-extension`",
     "ch08-beyond-attention.json": "chapter 8 (longctx_lab.course.beyond_attention.load_ch08), `longctx-lab bench ch08`",
+    "pretrained-cpu.json": "chapters 3 and 5 (SmolLM2-135M: sinks, KV cache), `longctx-lab bench pretrained`",
 }
 #: Where ``longctx-lab bench`` records them in a checkout, relative to the repository root.
 CHECKOUT_DIR = "benchmarks/results"
