@@ -54,3 +54,24 @@ def test_readers_use_the_shipped_copy():
     assert summary.load_results() == recorded_result("ch06-extension.json")
     assert beyond_attention.load_retrieval() == recorded_result("retrieval.json")
     assert beyond_attention.load_ch08() == recorded_result("ch08-beyond-attention.json")
+
+
+def test_pretrained_record_holds_what_chapters_3_and_5_read():
+    """Chapter 3 reads the sinks runs (full, window alone, window + sinks, in that order), chapter 5 the cache
+    layouts and the paged sharing: a re-recording that drops or renames them must fail here, not in a notebook."""
+    data = recorded_result("pretrained-cpu.json")
+    assert not data["quick"], "record the full run (no --quick) before shipping it"
+    assert {"niah", "sinks", "kvcache", "attention"} <= set(data["sections"])
+    sinks = data["sections"]["sinks"]
+    names = list(sinks["runs"])
+    assert names == ["full", f"window {sinks['window']}", f"window {sinks['window']} + {sinks['sinks']} sinks"]
+    assert sinks["tokens"] > sinks["trained_context"]
+    for run in sinks["runs"].values():
+        assert run["perplexity_past_trained"] is not None and run["perplexity_past_trained"] > 1
+        assert [s["start"] for s in run["segments"]][0] == 0
+    kv = data["sections"]["kvcache"]
+    assert set(kv["layouts"]) >= {"fp32", "int8-token", "int4-token", "int4-channel", "kivi-int4"}
+    assert kv["layouts"]["fp32"]["perplexity_ratio_to_fp32"] == 1.0
+    for layout in kv["layouts"].values():
+        assert 0 <= layout["passkey_accuracy"] <= 1 and layout["bytes_per_token"] > 0
+    assert 0 < kv["paged"]["saved"] < 1
