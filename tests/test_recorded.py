@@ -51,3 +51,17 @@ def test_readers_use_the_shipped_copy():
     assert decode_cpu.recorded_path() == recorded_file("decode-cpu.json")
     assert summary.recorded_path() == recorded_file("ch06-extension.json")
     assert summary.load_results() == recorded_result("ch06-extension.json")
+
+
+def test_pretrained_record_holds_what_chapter_6_reads():
+    from longctx_lab.lm.niah import NIAHResult
+
+    data = recorded_result("pretrained-cpu.json")
+    niah = data["sections"]["niah"]
+    fields = ("task", "lengths", "depths", "trials", "seed", "options", "accuracy", "records")
+    grid = NIAHResult(**{k: niah[k] for k in fields})  # as chapter 6 rebuilds it
+    assert grid.effective_length() == niah["effective_length"]
+    assert {str(n): a for n, a in grid.by_length().items()} == pytest.approx(niah["by_length"])
+    assert len(grid.records) == len(niah["lengths"]) * len(niah["depths"]) * niah["trials"]
+    for scheme, grid in data["sections"]["extension"].items():
+        assert set(grid["by_length"]) == {str(n) for n in grid["lengths"]}, scheme
