@@ -31,7 +31,7 @@ SHIPPED: dict[str, str] = {
                        "`longctx-lab bench decode-cpu`",
     "ch06-extension.json": "chapters 6 and 7 (longctx_lab.lm.extension.summary.load_results), "
                            "`longctx-lab bench ch06-extension`",
-    "pretrained-cpu.json": "chapter 6 (SmolLM2-135M: NIAH grid and the cliff past 8K), "
+    "pretrained-cpu.json": "chapters 6 and 7 (SmolLM2-135M: NIAH grid, the cliff past 8K), "
                            "`longctx-lab bench pretrained`",
     "ch08-beyond-attention.json": "chapter 8 (longctx_lab.course.beyond_attention.load_ch08), `longctx-lab bench ch08`",
 }
