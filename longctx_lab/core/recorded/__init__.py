@@ -33,7 +33,8 @@ SHIPPED: dict[str, str] = {
                            "`longctx-lab bench ch06-extension`",
     "ch08-beyond-attention.json": "chapter 8 (longctx_lab.course.beyond_attention.load_ch08), `longctx-lab bench ch08`",
     "retrieval.json": "chapter 8 (longctx_lab.course.beyond_attention.load_retrieval), `longctx-lab bench retrieval`",
-    "pretrained-cpu.json": "chapters 3 and 5 (SmolLM2-135M: sinks, KV cache), `longctx-lab bench pretrained`",
+    "pretrained-cpu.json": "chapters 3, 5, 6 and 7 (SmolLM2-135M: sinks, KV cache, NIAH grid, the cliff past 8K), "
+                           "`longctx-lab bench pretrained`",
 }
 #: Where ``longctx-lab bench`` records them in a checkout, relative to the repository root.
 CHECKOUT_DIR = "benchmarks/results"
