@@ -61,7 +61,12 @@ def test_canonical_cell_pins_the_release_tag_of_the_package_version():
 
     source = colab_cell.canonical_source()
     assert colab_cell.package_version() == longctx_lab.__version__
-    assert f'"longctx-lab[pretrained] @ git+{colab_cell.REPOSITORY}@v{longctx_lab.__version__}"' in source
+    tag = f"{colab_cell.REPOSITORY}@v{longctx_lab.__version__}"
+    assert f'("longctx-lab[pretrained] @ "\n           "git+{tag}")' in source
+    namespace = {}
+    exec(source.split("if importlib")[0], namespace)  # the two string pieces make one requirement
+    assert namespace["PACKAGE"] == f"longctx-lab[pretrained] @ git+{tag}"
+    assert max(len(line) for line in source.splitlines()) <= 80  # no sideways scroll in the book
     assert 'find_spec("longctx_lab")' in source  # what tests/test_notebook_hygiene.py looks for
     compile(source.replace("get_ipython()", "ip"), "<cell>", "exec")
 

