@@ -61,7 +61,12 @@ def test_pretrained_record_holds_what_chapters_3_and_5_read():
     layouts and the paged sharing: a re-recording that drops or renames them must fail here, not in a notebook."""
     data = recorded_result("pretrained-cpu.json")
     assert not data["quick"], "record the full run (no --quick) before shipping it"
-    assert {"niah", "sinks", "kvcache", "attention"} <= set(data["sections"])
+    assert {"niah", "extension", "sinks", "kvcache", "attention"} <= set(data["sections"])
+    extension = data["sections"]["extension"]
+    assert set(extension) == {"none", "linear", "ntk", "dynamic", "yarn"}  # chapter 6 reads each
+    for scheme, grid in extension.items():
+        assert min(int(n) for n in grid["by_length"]) > data["sections"]["niah"]["lengths"][-1], scheme
+        assert len(grid["records"]) >= 3 * len(grid["lengths"]) * len(grid["depths"]), scheme  # 3 trials a cell
     sinks = data["sections"]["sinks"]
     names = list(sinks["runs"])
     assert names == ["full", f"window {sinks['window']}", f"window {sinks['window']} + {sinks['sinks']} sinks"]
@@ -87,5 +92,5 @@ def test_pretrained_record_holds_what_chapter_6_reads():
     assert grid.effective_length() == niah["effective_length"]
     assert {str(n): a for n, a in grid.by_length().items()} == pytest.approx(niah["by_length"])
     assert len(grid.records) == len(niah["lengths"]) * len(niah["depths"]) * niah["trials"]
-    for scheme, grid in data["sections"].get("extension", {}).items():  # absent until recorded
+    for scheme, grid in data["sections"]["extension"].items():
         assert set(grid["by_length"]) == {str(n) for n in grid["lengths"]}, scheme
