@@ -84,10 +84,11 @@ def test_short_conv_is_causal_and_steps_like_its_forward():
     assert torch.equal(ShortConv(6, 0)(x)[0], x)
 
 
-@pytest.mark.parametrize("mixers", [hybrid_mixers("ssm", 4, 2), ("linear", "attention"),
-                                    ("compressive", "attention"), ("performer", "linear")])
-def test_decode_equals_forward(mixers):
-    model = TinyLM(_config(mixers), seed=1).double().eval()
+@pytest.mark.parametrize(("mixers", "attention_conv"), [
+    (hybrid_mixers("ssm", 4, 2), 0), (("linear", "attention"), 0), (("compressive", "attention"), 0),
+    (("performer", "linear"), 0), (("attention", "attention"), 4), (("ssm", "attention"), 3)])
+def test_decode_equals_forward(mixers, attention_conv):
+    model = TinyLM(_config(mixers, attention_conv=attention_conv), seed=1).double().eval()
     tokens = torch.randint(0, VOCAB.size, (2, 23), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         full = model(tokens)
@@ -117,6 +118,32 @@ def test_training_a_mixer_model_lowers_the_loss():
                    task_options={"n_pairs": [2, 4]}, threads=1, show_progress=False)
     first, last = sum(result.losses[:5]) / 5, sum(result.losses[-5:]) / 5
     assert last < first - 0.2, (first, last)
+
+
+def test_attention_conv_is_a_short_convolution_before_the_attention():
+    plain = _config(("attention", "attention"))
+    conv = _config(("attention", "attention"), attention_conv=4)
+    assert "attention_conv" not in plain.to_dict() and LMConfig.from_dict(conv.to_dict()) == conv
+    model = TinyLM(conv, seed=0)
+    assert conv.n_params() == sum(p.numel() for p in model.parameters()) == plain.n_params() + 2 * 4 * 32
+    # with the convolution the identity (weight 1 on the current token), the layer is the plain one
+    reference = TinyLM(plain, seed=0)
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.conv.weight.zero_()
+            layer.conv.weight[:, 0, -1] = 1.0
+    reference.load_state_dict({k: v for k, v in model.state_dict().items() if ".conv." not in k})
+    tokens = torch.randint(0, VOCAB.size, (2, 12), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(model(tokens), reference(tokens))
+    state = init_decode_state(model, 1, capacity=8)
+    forward_with_state(model, tokens[:1, :8], state)
+    kv = 2 * 8 * conv.n_kv_heads * conv.head_dim * 4
+    assert state.layer_bytes() == [kv + 3 * 32 * 4] * 2  # the KV cache plus the convolution's last 3 inputs
+    with pytest.raises(ValueError, match="attention_conv"):
+        _config(("attention", "attention"), attention_conv=-1)
+    with pytest.raises(ValueError, match="decode it with longctx_lab.lm.model.recurrent"):
+        model(tokens[:1], caches=make_caches(conv, batch=1, capacity=16))
 
 
 def test_save_and_load_keep_the_mixers(tmp_path):
@@ -172,3 +199,12 @@ def test_an_ssm_layer_learns_to_copy_the_previous_token():
         opt.step()
         losses.append(loss.item())
     assert losses[0] > 2.5 and sum(losses[-10:]) / 10 < 0.5, (losses[0], losses[-10:])
+
+
+def test_a_model_with_mixers_or_attention_conv_has_no_hugging_face_twin():
+    pytest.importorskip("transformers")
+    from longctx_lab.lm.model.hf import hf_config
+
+    for config in (_config(("linear", "attention")), _config(("attention", "attention"), attention_conv=4)):
+        with pytest.raises(ValueError, match="no attention_conv to have a Hugging Face twin"):
+            hf_config(config)

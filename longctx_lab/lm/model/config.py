@@ -32,6 +32,11 @@ the expectation and the value given, see docs/conventions.md):
   of the short causal depthwise convolution before each mixer (Mamba's ``d_conv``, Zoology's short
   convolution; 0: none; a mixer with its own, the SSM, gets none). The three are left out of
   :meth:`LMConfig.to_dict` while every layer is attention, so configs written before them read back unchanged.
+- ``attention_conv`` (chapter 8): the kernel width of the same short convolution before each *attention*
+  layer's attention (0, the default: none, the transformer of chapters 1-7). Chapter 8 gives every mixer the
+  same one, so that its recall comparison measures the mixers, not which of them has a convolution. Left out of
+  :meth:`LMConfig.to_dict` when 0. Such a model decodes through :mod:`longctx_lab.lm.model.recurrent` (the
+  convolution keeps a state), not through the KV caches of chapter 5, and has no Hugging Face twin.
 """
 
 from __future__ import annotations
@@ -94,6 +99,7 @@ class LMConfig:
     mixers: tuple | list | None = None
     mixer_options: dict = field(default_factory=dict)
     mixer_conv: int = 4
+    attention_conv: int = 0
 
     def __post_init__(self):
         def put(name, value):
@@ -144,6 +150,7 @@ class LMConfig:
                             f"{type(self.mixer_options).__name__} {self.mixer_options!r}")
         put("mixer_options", dict(self.mixer_options))
         check_int("mixer_conv", self.mixer_conv, minimum=0)
+        check_int("attention_conv", self.attention_conv, minimum=0)
         self.rope_frequencies()  # the scheme's own checks, with the config's field names in the message
 
     def _check_windows(self, value) -> tuple:
@@ -219,7 +226,7 @@ class LMConfig:
         mixing = 0
         for kind in self.mixers:  # a mixer's parameters are counted on the module itself
             if kind == ATTENTION:
-                mixing += attn
+                mixing += attn + d * self.attention_conv
             else:
                 module = build_mixer(kind, d, self.n_heads, **self.mixer_options)
                 conv = 0 if getattr(module, "d_conv", 0) else d * self.mixer_conv  # as MixerLayer builds it
@@ -238,6 +245,8 @@ class LMConfig:
                 del out[name]
         else:
             out["mixers"] = list(self.mixers)
+        if not self.attention_conv:
+            del out["attention_conv"]
         return out
 
     @classmethod

@@ -42,6 +42,9 @@ def hf_config(config: LMConfig, *, attn_implementation: str = "eager"):
         raise ValueError(f"config must use mlp='swiglu', rope_layout='halves' and a rope_scheme in {_HF_SCHEMES} "
                          f"to have a Hugging Face twin, got {config.mlp!r}, {config.rope_layout!r}, "
                          f"{config.rope_scheme!r}")
+    if not config.all_attention or config.attention_conv:
+        raise ValueError(f"config must be all attention with no attention_conv to have a Hugging Face twin, got "
+                         f"mixers {list(config.mixers)} and attention_conv {config.attention_conv}")
     windows = set(config.sliding_window)
     if len(windows) > 1:
         raise ValueError(f"config must use one window for every layer (Llama: none; Mistral: one), got "

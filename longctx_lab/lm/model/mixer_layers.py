@@ -15,47 +15,14 @@ Conventions: docs/conventions.md.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from longctx_lab.core.validate import check_int, check_tensor
+from longctx_lab.core.validate import check_tensor
 from longctx_lab.lm.model.config import LMConfig
-from longctx_lab.lm.model.layers import MLP, RMSNorm
+from longctx_lab.lm.model.layers import MLP, RMSNorm, ShortConv
 from longctx_lab.mixers import build_mixer
 
-__all__ = ["MixerLayer", "ShortConv"]
-
-
-class ShortConv(nn.Module):
-    """Causal depthwise convolution over the sequence: ``y[t, c] = sum_j weight[c, j] * x[t - kernel + 1 + j, c]``
-    (zeros before the start). ``kernel = 0`` is the identity. Decode state: the last ``kernel - 1`` inputs,
-    ``(batch, kernel - 1, d_model)``."""
-
-    def __init__(self, d_model: int, kernel: int):
-        super().__init__()
-        self.d_model = check_int("d_model", d_model, minimum=1)
-        self.kernel = check_int("kernel", kernel, minimum=0)
-        if self.kernel:
-            self.weight = nn.Parameter(torch.empty(d_model, 1, kernel))
-            nn.init.uniform_(self.weight, -kernel ** -0.5, kernel ** -0.5)  # nn.Conv1d's default bound
-
-    def forward(self, x: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x`` ``(batch, seq, d_model)`` after ``state`` (the inputs before it; zeros when ``None``) ->
-        ``(y, new state)``."""
-        batch = x.shape[0]
-        if state is None:
-            state = self.init_state(batch, dtype=x.dtype, device=x.device)
-        if not self.kernel:
-            return x, state
-        if state.shape != (batch, self.kernel - 1, self.d_model):
-            raise ValueError(f"state must have shape {(batch, self.kernel - 1, self.d_model)}, got "
-                             f"{tuple(state.shape)}")
-        full = torch.cat([state, x], dim=1)
-        y = F.conv1d(full.transpose(1, 2), self.weight, groups=self.d_model).transpose(1, 2)
-        return y, full[:, full.shape[1] - (self.kernel - 1):]
-
-    def init_state(self, batch: int, *, dtype=torch.float32, device=None) -> torch.Tensor:
-        return torch.zeros(batch, max(self.kernel - 1, 0), self.d_model, dtype=dtype, device=device)
+__all__ = ["MixerLayer", "ShortConv"]  # ShortConv lives in layers (attention layers use it too)
 
 
 class MixerLayer(nn.Module):

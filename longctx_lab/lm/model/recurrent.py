@@ -29,19 +29,24 @@ __all__ = ["DecodeState", "forward_with_state", "init_decode_state"]
 
 @dataclass
 class DecodeState:
-    """Per layer: a KV cache (attention) or a ``(conv, mixer)`` state (mixer layers); ``length`` tokens read."""
+    """Per layer: a KV cache (attention) or a ``(conv, mixer)`` state (mixer layers); ``length`` tokens read.
+    ``attention_convs``: per layer, the convolution state of an attention layer with ``attention_conv > 0``
+    (``(batch, kernel - 1, d_model)``), else ``None``."""
 
     layers: list
     kinds: tuple[str, ...]
     batch: int
     length: int = 0
+    attention_convs: list | None = None
 
     def layer_bytes(self) -> list[int]:
-        """Bytes each layer holds, measured: the cache's tensors (reserved capacity) or the state's tensors."""
+        """Bytes each layer holds, measured: the cache's tensors (reserved capacity, plus the convolution's
+        state where the layer has one) or the mixer layer's tensors."""
         out = []
-        for layer in self.layers:
+        convs = self.attention_convs or [None] * len(self.layers)
+        for layer, conv in zip(self.layers, convs, strict=True):
             if isinstance(layer, ContiguousKVCache):
-                out.append(int(layer.nbytes))
+                out.append(int(layer.nbytes) + (0 if conv is None else state_bytes(conv)))
             else:
                 conv, mixer = layer
                 out.append(state_bytes(conv) + state_bytes(mixer))
@@ -60,14 +65,17 @@ def init_decode_state(model: TinyLM, batch: int = 1, *, capacity: int | None = N
     batch = check_int("batch", batch, minimum=1)
     config = model.config
     capacity = config.max_positions if capacity is None else check_int("capacity", capacity, minimum=1)
-    layers = []
+    layers, convs = [], []
     for layer in model.layers:
         if isinstance(layer, MixerLayer):
             layers.append(layer.init_state(batch, dtype=model.dtype, device=model.device))
+            convs.append(None)
         else:
             layers.append(ContiguousKVCache(capacity, batch=batch, kv_heads=config.n_kv_heads,
                                             head_dim=config.head_dim, dtype=model.dtype, device=model.device))
-    return DecodeState(layers, tuple(config.mixers), batch)
+            conv = getattr(layer, "conv", None)
+            convs.append(None if conv is None else conv.init_state(batch, dtype=model.dtype, device=model.device))
+    return DecodeState(layers, tuple(config.mixers), batch, attention_convs=convs)
 
 
 @torch.no_grad()
@@ -95,6 +103,9 @@ def forward_with_state(model: TinyLM, tokens: torch.Tensor, state: DecodeState) 
     for i, layer in enumerate(model.layers):
         if isinstance(layer, MixerLayer):
             x, state.layers[i] = layer.prefill(x, state.layers[i])
+        elif state.attention_convs is not None and state.attention_convs[i] is not None:
+            x, state.attention_convs[i] = layer(x, positions, model.rope, cache=state.layers[i], seq_ids=seq_ids,
+                                                conv_state=state.attention_convs[i], return_conv_state=True)
         else:
             x = layer(x, positions, model.rope, cache=state.layers[i], seq_ids=seq_ids)
     state.length += seq
