@@ -56,7 +56,8 @@ from longctx_lab.lm.model import LMConfig, TinyLM, forward_with_state, init_deco
 from longctx_lab.lm.tasks import VOCAB, make_sample, mqar_batch, score_mqar
 from longctx_lab.lm.train.loop import train
 
-__all__ = ["EVAL_STREAM", "SETUPS", "decode_cost", "model_config", "mqar_run", "passkey_accuracy", "passkey_run"]
+__all__ = ["EVAL_STREAM", "SETUPS", "SHORT_CONV", "decode_cost", "model_config", "mqar_run", "passkey_accuracy",
+           "passkey_run"]
 
 #: The two-layer stacks compared: per-layer mixers and build_mixer options.
 SETUPS: dict[str, dict] = {
@@ -65,6 +66,8 @@ SETUPS: dict[str, dict] = {
     "ssm": {"mixers": ("ssm", "ssm"), "options": {"expand": 1, "d_state": 8}},
     "hybrid": {"mixers": ("ssm", "attention"), "options": {"expand": 1, "d_state": 8}},
 }
+#: Taps of the short causal convolution in front of every layer's mixer, attention included (module docstring).
+SHORT_CONV = 4
 #: First word of the evaluation seeds (training uses :data:`longctx_lab.lm.train.data.TRAIN_STREAM`).
 EVAL_STREAM = 1
 
@@ -75,14 +78,18 @@ def _setup(name: str) -> dict:
     return SETUPS[name]
 
 
-def model_config(setup: str, d_model: int, max_positions: int, *, head_dim: int = 16) -> LMConfig:
-    """The :class:`LMConfig` of ``setup`` at width ``d_model`` (heads of ``head_dim``, MLP hidden ``2 d_model``)."""
+def model_config(setup: str, d_model: int, max_positions: int, *, head_dim: int = 16,
+                 short_conv: int = SHORT_CONV) -> LMConfig:
+    """The :class:`LMConfig` of ``setup`` at width ``d_model`` (heads of ``head_dim``, MLP hidden ``2 d_model``),
+    every layer's mixer behind a short convolution of ``short_conv`` taps (the SSM: its own, of 4)."""
     s = _setup(setup)
     d_model = check_int("d_model", d_model, minimum=head_dim)
+    short_conv = check_int("short_conv", short_conv, minimum=0)
     mixers = None if setup == "attention" else s["mixers"]
     return LMConfig(vocab_size=VOCAB.size, d_model=d_model, n_layers=2, n_heads=max(1, d_model // head_dim),
                     mlp_hidden=2 * d_model, max_positions=max_positions, mixers=mixers,
-                    mixer_options=dict(s["options"]), name=f"ch08-{setup}-{d_model}")
+                    mixer_options=dict(s["options"]), mixer_conv=short_conv, attention_conv=short_conv,
+                    name=f"ch08-{setup}-{d_model}")
 
 
 def _mixer_bytes(model: TinyLM, context: int) -> int:
@@ -99,12 +106,12 @@ def _mqar_accuracy(model: TinyLM, pairs: int, seq_len: int, n: int, seed: int) -
 
 
 def mqar_run(setup: str, d_model: int, seed: int, *, pairs, seq_len: int, steps: int, batch_size: int,
-             lr: float, eval_sequences: int, threads: int = 1) -> dict:
+             lr: float, eval_sequences: int, threads: int = 1, short_conv: int = SHORT_CONV) -> dict:
     """Train ``setup`` at width ``d_model`` on MQAR (pair counts ``pairs`` drawn per step, sequences of
     ``seq_len``), then score it at each pair count on ``eval_sequences`` held-out sequences. Returns a
     JSON-able dict: ``accuracy`` ``{pairs: fraction of queries right}``, ``final_loss``, ``seconds``,
     ``mixer_state_bytes`` (measured), ``n_params``."""
-    config = model_config(setup, d_model, seq_len)
+    config = model_config(setup, d_model, seq_len, short_conv=short_conv)
     result = train(config, task="mqar", seq_len=seq_len, steps=steps, batch_size=batch_size, lr=lr,
                    warmup=min(50, steps // 10), seed=seed, task_options={"n_pairs": list(pairs)}, threads=threads,
                    show_progress=False)
@@ -138,10 +145,10 @@ def passkey_accuracy(model: TinyLM, length: int, trials: int, *, seed: int = 0, 
 
 
 def passkey_run(setup: str, d_model: int, seed: int, *, train_len, eval_lengths, steps: int, batch_size: int,
-                lr: float, trials: int, threads: int = 1) -> dict:
+                lr: float, trials: int, threads: int = 1, short_conv: int = SHORT_CONV) -> dict:
     """Train ``setup`` on passkey (3 digits) over contexts ``train_len`` (int or ``(lo, hi)``), score it at each
     of ``eval_lengths``: ``{"accuracy": {length: exact match}, "final_loss", "seconds"}``."""
-    config = model_config(setup, d_model, max(eval_lengths) + 8)
+    config = model_config(setup, d_model, max(eval_lengths) + 8, short_conv=short_conv)
     result = train(config, task="passkey", seq_len=train_len, steps=steps, batch_size=batch_size, lr=lr,
                    warmup=min(50, steps // 10), seed=seed, task_options={"n_digits": 3}, threads=threads,
                    show_progress=False)
