@@ -62,6 +62,8 @@ def test_pretrained_record_holds_what_chapters_3_and_5_read():
     data = recorded_result("pretrained-cpu.json")
     assert not data["quick"], "record the full run (no --quick) before shipping it"
     assert {"niah", "extension", "sinks", "kvcache", "attention"} <= set(data["sections"])
+    for name in data["sections"]:  # each section says which run recorded it (--only keeps the others' runs)
+        assert {"command", "date", "seconds", "settings", "load_average"} <= set(data["section_runs"][name]), name
     extension = data["sections"]["extension"]
     assert set(extension) == {"none", "linear", "ntk", "dynamic", "yarn"}  # chapter 6 reads each
     for scheme, grid in extension.items():

@@ -17,7 +17,8 @@
 
 The JSON holds the command, device, versions, date, the settings, every section's seconds and every trial's seed;
 it is rewritten after each section, so an interrupted run keeps what it finished (and ``--only`` keeps the other
-sections of an existing file). ``--quick`` is a smoke run of a minute or so (short prompts, one trial; its numbers
+sections of an existing file, with the command, date, seconds, settings and load average that recorded each, in
+``section_runs``). ``--quick`` is a smoke run of a minute or so (short prompts, one trial; its numbers
 mean nothing) written to ``pretrained-cpu-quick.json`` unless ``--out`` says otherwise. Needs the model's package
 (``longctx-lab niah --pretrained`` names the install command when it is missing).
 """
@@ -152,12 +153,14 @@ def run(args) -> int:
     command = " ".join(["longctx-lab", *argv]) if argv and argv[0] == "bench" else " ".join(sys.argv)
     earlier = json.loads(path.read_text()) if path.is_file() and not args.no_write else {}
     kept = {k: v for k, v in earlier.get("sections", {}).items() if k not in args.only}
+    kept_runs = {k: v for k, v in earlier.get("section_runs", {}).items() if k in kept}
     started = time.perf_counter()
     load_before = os.getloadavg()
     before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     done: dict = {}
     seconds: dict = {}
+    runs: dict = {}  # each section's provenance: a kept section keeps the run that recorded it
 
     def write(complete: bool) -> None:
         if args.no_write:
@@ -167,7 +170,7 @@ def run(args) -> int:
                    "versions": package_versions(), "torch_threads": args.threads,
                    "load_average": {"before": list(load_before), "now": list(os.getloadavg())},
                    "quick": bool(args.quick), "complete": complete, "settings": s, "seconds": seconds,
-                   "sections": {**kept, **done}}
+                   "sections": {**kept, **done}, "section_runs": {**kept_runs, **runs}}
         if complete:
             from longctx_lab.cli.bench._pretrained_figures import write_figures
 
@@ -180,9 +183,12 @@ def run(args) -> int:
         model, tokenizer = load_pretrained(MODEL, backend="tinylm")
         seconds["load"] = round(time.perf_counter() - t0, 1)
         for name in progress([n for n in SECTIONS if n in args.only], desc="bench pretrained"):
-            t0 = time.perf_counter()
+            t0, load = time.perf_counter(), os.getloadavg()
             done[name] = getattr(sections, f"{name}_section")(model, tokenizer, s)
             seconds[name] = round(time.perf_counter() - t0, 1)
+            runs[name] = {"command": command, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                          "seconds": seconds[name], "torch_threads": args.threads, "settings": s,
+                          "load_average": {"before": list(load), "now": list(os.getloadavg())}}
             write(False)
         write(True)
     finally:
