@@ -29,7 +29,8 @@ MQAR pairs drawn from 2/4/8 in 40 tokens unless said, seed 0):
   after 1,500 steps), width 32 at lr 1e-2; at 68 tokens with 4/8/16 pairs, width 64 at lr 5e-3 within 1,000
   steps, width 32 still learning at 2,000 steps (0.93 / 0.82 / 0.53). Width 16 barely moved (0.27 / 0.21 / 0.14
   at 68 tokens after 3,000 steps at lr 1e-2).
-- Linear attention with the same convolution at width 32 (72 tokens, lr 5e-3): 0.57 / 0.47 / 0.34 on 4/8/16 pairs after 2,000 steps.
+- Linear attention with the same convolution at width 32 (72 tokens, lr 5e-3): 0.57 / 0.47 / 0.34 on 4/8/16
+  pairs after 2,000 steps.
 - The SSM: no bug found in the layer or its integration. In a ``("ssm", "attention")`` TinyLM every parameter
   gets a non-zero gradient at the first step and changes (``tests/test_model_mixers.py``); a one-layer SSM
   TinyLM learns to copy the previous token. The SSM layer in front of attention slows the attention layer:
