@@ -143,3 +143,34 @@ def test_the_retrieval_claim_is_sourced_and_reads_the_record(checks):
     assert c.verdict == "misleading" and c.source == SEED_PRODUCTION
     for row in ba.retrieval_table(ba.load_retrieval()):
         assert f"{row['accuracy']:.2f} [{row['min']:.2f}, {row['max']:.2f}]" in c.computed
+
+
+def test_the_chapters_reading_of_mqar_and_passkey_holds_in_the_record():
+    """Sections 7 and 8 read the recorded figures in words; a re-recording that changes the picture fails here."""
+    record = ba.load_ch08()
+    s = record["settings"]["mqar"]
+    narrow, wide = min(s["widths"]), max(s["widths"])
+    fewest, most = min(s["pairs"]), max(s["pairs"])
+    row = {(r["setup"], r["d_model"], r["pairs"]): r for r in ba.mqar_table(record)}
+    assert all(row["attention", wide, p]["min"] == 1.0 for p in s["pairs"])       # every pair, every seed
+    linear = [row["linear", wide, p]["mean"] for p in sorted(s["pairs"])]
+    assert linear[0] >= 0.99 and linear == sorted(linear, reverse=True) and linear[-1] < 0.9  # falls with pairs
+    assert row["linear", wide, most]["mean"] > row["linear", narrow, most]["mean"] + 0.2    # rises with width
+    for setup in ("attention", "linear"):                                           # still learning at narrow
+        assert all(row[setup, narrow, p]["mean"] < 0.8 for p in s["pairs"])
+    assert row["attention", narrow, fewest]["max"] - row["attention", narrow, fewest]["min"] >= 0.1
+    for setup in ("ssm", "hybrid"):
+        assert all(row[setup, w, p]["mean"] < 0.35 for w in s["widths"] for p in s["pairs"])
+    assert row["hybrid", wide, fewest]["mean"] > 0.2 > row["hybrid", narrow, fewest]["mean"]
+    runs = record["experiments"]["mqar"]["runs"]
+    assert all(r["final_loss"] > 2.0 for r in runs if r["setup"] == "ssm")
+    assert all(r["final_loss"] > 1.5 for r in runs if r["setup"] == "hybrid")
+    passkey = record["experiments"]["passkey"]["runs"]
+    lengths = record["settings"]["passkey"]["eval_lengths"]
+
+    def mean(setup, n):
+        return sum(r["accuracy"][str(n)] for r in passkey if r["setup"] == setup) / len(record["seeds"])
+
+    assert mean("linear", lengths[-1]) >= 0.9
+    assert mean("attention", lengths[0]) - mean("attention", lengths[-1]) > 0.5
+    assert all(r["accuracy"][str(n)] <= 0.05 for r in passkey if r["setup"] in ("ssm", "hybrid") for n in lengths)
