@@ -163,6 +163,7 @@ def test_the_chapters_reading_of_mqar_and_passkey_holds_in_the_record():
         assert all(row[setup, w, p]["mean"] < 0.35 for w in s["widths"] for p in s["pairs"])
     assert row["hybrid", wide, fewest]["mean"] > 0.2 > row["hybrid", narrow, fewest]["mean"]
     runs = record["experiments"]["mqar"]["runs"]
+    assert all(r["final_loss"] > 0.5 for r in runs if r["setup"] == "attention" and r["d_model"] == narrow)
     assert all(r["final_loss"] > 2.0 for r in runs if r["setup"] == "ssm")
     assert all(r["final_loss"] > 1.5 for r in runs if r["setup"] == "hybrid")
     passkey = record["experiments"]["passkey"]["runs"]
@@ -174,3 +175,4 @@ def test_the_chapters_reading_of_mqar_and_passkey_holds_in_the_record():
     assert mean("linear", lengths[-1]) >= 0.9
     assert mean("attention", lengths[0]) - mean("attention", lengths[-1]) > 0.5
     assert all(r["accuracy"][str(n)] <= 0.05 for r in passkey if r["setup"] in ("ssm", "hybrid") for n in lengths)
+    assert mean("attention", lengths[1]) > mean("attention", lengths[2]) > mean("attention", lengths[3])  # slides
