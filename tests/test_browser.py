@@ -317,10 +317,10 @@ def test_book_page_offline_math_quiz_and_no_dead_widgets(chromium, book, page_na
     assert not errors, f"errors in the page: {errors[:5]}"
 
 
-#: Chapters written to the course's teaching layout (issues 23 and 24): their built pages are measured below.
+#: Chapters written to the course's teaching layout (issues 23, 24 and 26): their built pages are measured below.
 TAUGHT_PAGES = ("ch01_quadratic_wall.html", "ch02_rope_scaling.html", "ch03_sliding_window_sparse.html",
                 "ch04_flash_attention.html", "ch05_kv_cache_gqa.html", "ch06_needle_in_a_haystack.html",
-                "ch07_production_stacks.html")
+                "ch07_production_stacks.html", "ch08_beyond_attention.html")
 BOOK_VIEWPORT = {"width": 1280, "height": 1000}
 MAX_CLAIM_SHARE = 0.10
 MIN_FIGURE_TEXT_PT = 8.0

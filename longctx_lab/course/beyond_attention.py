@@ -226,7 +226,7 @@ def plot_decode(results: dict):
     import matplotlib.pyplot as plt
 
     e = results["experiments"]["decode"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(7.5, 3))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(7.5, 3.3))
     for setup, rows in e["by_setup"].items():
         xs = [r["context"] for r in rows]
         a.plot(xs, [r["state_bytes"] / 2**10 for r in rows], marker="o", color=_COLOURS.get(setup),
@@ -239,10 +239,11 @@ def plot_decode(results: dict):
         _plain_log_axis(ax.yaxis)
         ax.set_xlabel("context tokens", fontsize=9)
         ax.set_ylabel(label, fontsize=9)
-    a.legend(fontsize=8, frameon=False)
+    handles, labels = a.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9, frameon=False)
     fig.suptitle(f"two-layer models, d_model {results['settings']['decode']['d_model']}, batch 1, float32",
                  fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
